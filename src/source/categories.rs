@@ -1,0 +1,1 @@
+//! The `categories` column: AbuseIPDB category ids and free-text tags. (Stub: being written.)
