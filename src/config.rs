@@ -162,9 +162,7 @@ impl ConfigSources {
         let dotenv = dotenvy::from_path_iter(".env")
             .map(|iter| iter.filter_map(Result::ok).collect())
             .unwrap_or_default();
-        let env = std::env::vars()
-            .filter(|(key, _)| is_ours(key))
-            .collect();
+        let env = std::env::vars().filter(|(key, _)| is_ours(key)).collect();
         ConfigSources { file, dotenv, env }
     }
 
@@ -377,7 +375,9 @@ impl Settings {
         let mut settings = reader.settings()?;
         for key in IGNORED {
             if vars.contains_key(*key) {
-                warnings.push(format!("{key} is set but not used by this version; ignored"));
+                warnings.push(format!(
+                    "{key} is set but not used by this version; ignored"
+                ));
             }
         }
         settings.warnings.extend(warnings);
@@ -434,7 +434,9 @@ fn merge(
             if sources.env.contains_key(&key) || sources.dotenv.contains_key(&key) {
                 continue;
             }
-            warnings.push(format!("unknown setting {key} in the configuration file; ignored"));
+            warnings.push(format!(
+                "unknown setting {key} in the configuration file; ignored"
+            ));
             continue;
         }
         vars.insert(key, value_text(&value));
@@ -479,7 +481,10 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn raw(&self, var: &str) -> Option<&str> {
-        self.vars.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
+        self.vars
+            .get(var)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
     }
 
     fn invalid(&self, var: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -509,7 +514,9 @@ impl Reader<'_> {
     {
         match self.raw(var) {
             None => Ok(default),
-            Some(text) => text.parse().map_err(|e: T::Err| self.invalid(var, e.to_string())),
+            Some(text) => text
+                .parse()
+                .map_err(|e: T::Err| self.invalid(var, e.to_string())),
         }
     }
 
@@ -592,13 +599,19 @@ impl Reader<'_> {
     fn source(&self) -> Result<SourceSettings, ConfigError> {
         let table = self.string("SOURCE_TABLE", "reported_ips");
         if !valid_table_name(&table) {
-            return Err(self.invalid("SOURCE_TABLE", "expected name or schema.name (letters, digits, _)"));
+            return Err(self.invalid(
+                "SOURCE_TABLE",
+                "expected name or schema.name (letters, digits, _)",
+            ));
         }
         let url = self.optional("DATABASE_URL").map(Secret::new);
         if let Some(url) = &url {
             let text = url.expose();
             if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
-                return Err(self.invalid("DATABASE_URL", "must start with postgres:// or postgresql://"));
+                return Err(self.invalid(
+                    "DATABASE_URL",
+                    "must start with postgres:// or postgresql://",
+                ));
             }
         }
         let configured = url.is_some() || self.raw("POSTGRES_HOST").is_some();
@@ -619,7 +632,7 @@ impl Reader<'_> {
     }
 
     fn scoring(&self) -> Result<ScoringSettings, ConfigError> {
-        let local_weight = self.ranged("LOCAL_CONFIDENCE_WEIGHT", 0.8, 0.0, 1.0)?;
+        let local_weight: f64 = self.ranged("LOCAL_CONFIDENCE_WEIGHT", 0.8, 0.0, 1.0)?;
         let external_weight = self.ranged("EXTERNAL_CONFIDENCE_WEIGHT", 0.2, 0.0, 1.0)?;
         if (local_weight + external_weight - 1.0).abs() > 1e-6 {
             return Err(self.invalid(
@@ -640,8 +653,12 @@ impl Reader<'_> {
     fn cycle(&self) -> Result<CycleSettings, ConfigError> {
         let mut exclude = Vec::new();
         for item in self.list("EXCLUDE_CIDRS") {
-            let net = parse_net(&item)
-                .ok_or_else(|| self.invalid("EXCLUDE_CIDRS", format!("{item:?} is not a CIDR or address")))?;
+            let net = parse_net(&item).ok_or_else(|| {
+                self.invalid(
+                    "EXCLUDE_CIDRS",
+                    format!("{item:?} is not a CIDR or address"),
+                )
+            })?;
             exclude.push(net);
         }
         Ok(CycleSettings {
@@ -657,9 +674,17 @@ impl Reader<'_> {
 
     fn abuseipdb(&self) -> Result<AbuseIpDbSettings, ConfigError> {
         let check_daily_limit = self.ranged("ABUSEIPDB_CHECK_DAILY_LIMIT", 1000, 0, 1_000_000)?;
-        let check_reserve = self.ranged("ABUSEIPDB_CHECK_RESERVE", check_daily_limit / 5, 0, 1_000_000)?;
+        let check_reserve = self.ranged(
+            "ABUSEIPDB_CHECK_RESERVE",
+            check_daily_limit / 5,
+            0,
+            1_000_000,
+        )?;
         if check_reserve > check_daily_limit {
-            return Err(self.invalid("ABUSEIPDB_CHECK_RESERVE", "cannot exceed ABUSEIPDB_CHECK_DAILY_LIMIT"));
+            return Err(self.invalid(
+                "ABUSEIPDB_CHECK_RESERVE",
+                "cannot exceed ABUSEIPDB_CHECK_DAILY_LIMIT",
+            ));
         }
         Ok(AbuseIpDbSettings {
             api_key: self.optional("ABUSEIPDB_API_KEY").map(Secret::new),
@@ -679,7 +704,11 @@ impl Reader<'_> {
         let mmdb_path = self.optional("GEO_MMDB_PATH").map(PathBuf::from);
         let providers = match self.raw("GEO_PROVIDERS") {
             None => {
-                let mut list = vec![GeoProviderKind::IpApi, GeoProviderKind::IpWhois, GeoProviderKind::GeoJs];
+                let mut list = vec![
+                    GeoProviderKind::IpApi,
+                    GeoProviderKind::IpWhois,
+                    GeoProviderKind::GeoJs,
+                ];
                 if mmdb_path.is_some() {
                     list.insert(0, GeoProviderKind::Mmdb);
                 }
@@ -710,7 +739,10 @@ impl Reader<'_> {
                 "ipwhois" | "ipwho.is" => GeoProviderKind::IpWhois,
                 "geojs" => GeoProviderKind::GeoJs,
                 other => {
-                    return Err(self.invalid("GEO_PROVIDERS", format!("unknown provider {other:?} (mmdb, ipapi, ipwhois, geojs, none)")));
+                    return Err(self.invalid(
+                        "GEO_PROVIDERS",
+                        format!("unknown provider {other:?} (mmdb, ipapi, ipwhois, geojs, none)"),
+                    ));
                 }
             };
             if kind == GeoProviderKind::Mmdb && !have_mmdb {
@@ -724,7 +756,11 @@ impl Reader<'_> {
     }
 
     fn stix(&self) -> Result<StixSettings, ConfigError> {
-        let tlp = match self.string("TLP", "green").to_ascii_lowercase().trim_start_matches("tlp:") {
+        let tlp = match self
+            .string("TLP", "green")
+            .to_ascii_lowercase()
+            .trim_start_matches("tlp:")
+        {
             "clear" | "white" => Tlp::Clear,
             "green" => Tlp::Green,
             "amber" => Tlp::Amber,
@@ -742,7 +778,10 @@ impl Reader<'_> {
         let max_limit = self.ranged("TAXII_MAX_LIMIT", 10_000, 1, 100_000)?;
         let default_limit = self.ranged("TAXII_DEFAULT_LIMIT", 1000, 1, 100_000)?;
         if default_limit > max_limit {
-            return Err(self.invalid("TAXII_DEFAULT_LIMIT", format!("cannot exceed TAXII_MAX_LIMIT ({max_limit})")));
+            return Err(self.invalid(
+                "TAXII_DEFAULT_LIMIT",
+                format!("cannot exceed TAXII_MAX_LIMIT ({max_limit})"),
+            ));
         }
         Ok(TaxiiSettings {
             default_limit,
@@ -755,7 +794,10 @@ impl Reader<'_> {
         let mut taxii_users = Vec::new();
         for pair in self.list("TAXII_USERS") {
             let Some((user, password)) = pair.split_once(':') else {
-                return Err(self.invalid("TAXII_USERS", "expected user:password pairs separated by commas"));
+                return Err(self.invalid(
+                    "TAXII_USERS",
+                    "expected user:password pairs separated by commas",
+                ));
             };
             if user.is_empty() || password.is_empty() {
                 return Err(self.invalid("TAXII_USERS", "user and password must not be empty"));
@@ -763,7 +805,10 @@ impl Reader<'_> {
             taxii_users.push((user.to_string(), Secret::new(password)));
         }
         let secret_key = self.optional("SECRET_KEY").map(Secret::new);
-        if secret_key.as_ref().is_some_and(|key| key.expose().len() < 16) {
+        if secret_key
+            .as_ref()
+            .is_some_and(|key| key.expose().len() < 16)
+        {
             return Err(self.invalid("SECRET_KEY", "must be at least 16 characters"));
         }
         Ok(HttpSettings {
@@ -779,7 +824,11 @@ impl Reader<'_> {
     }
 
     fn log(&self) -> Result<LogSettings, ConfigError> {
-        let format = match self.string("LOG_FORMAT", "text").to_ascii_lowercase().as_str() {
+        let format = match self
+            .string("LOG_FORMAT", "text")
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
             _ => return Err(self.invalid("LOG_FORMAT", "expected text or json")),
@@ -789,11 +838,18 @@ impl Reader<'_> {
             "warning" => "warn".to_string(),
             "critical" => "error".to_string(),
             "trace" | "debug" | "info" | "warn" | "error" => level,
-            _ => return Err(self.invalid("LOG_LEVEL", "expected trace, debug, info, warn or error")),
+            _ => {
+                return Err(self.invalid("LOG_LEVEL", "expected trace, debug, info, warn or error"));
+            }
         };
         let max_size = match self.raw("LOG_MAX_SIZE") {
             None => 10 * 1024 * 1024,
-            Some(text) => parse_size(text).ok_or_else(|| self.invalid("LOG_MAX_SIZE", "expected a size such as 10MB, 512KB or 1048576"))?,
+            Some(text) => parse_size(text).ok_or_else(|| {
+                self.invalid(
+                    "LOG_MAX_SIZE",
+                    "expected a size such as 10MB, 512KB or 1048576",
+                )
+            })?,
         };
         Ok(LogSettings {
             format,
@@ -829,7 +885,9 @@ fn parse_net(text: &str) -> Option<IpNet> {
 /// `10MB`, `512KB`, `1GB`, `1048576` (bytes); units are powers of 1024.
 fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_uppercase();
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits_end);
     let number: u64 = number.parse().ok()?;
     let factor = match unit.trim() {
@@ -871,16 +929,28 @@ mod tests {
         assert_eq!(s.log.max_size, 10 * 1024 * 1024);
         assert_eq!(
             s.geo.providers,
-            vec![GeoProviderKind::IpApi, GeoProviderKind::IpWhois, GeoProviderKind::GeoJs]
+            vec![
+                GeoProviderKind::IpApi,
+                GeoProviderKind::IpWhois,
+                GeoProviderKind::GeoJs
+            ]
         );
     }
 
     #[test]
     fn weights_must_sum_to_one() {
-        let err = load(&[("LOCAL_CONFIDENCE_WEIGHT", "0.7")]).unwrap_err().to_string();
+        let err = load(&[("LOCAL_CONFIDENCE_WEIGHT", "0.7")])
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("EXTERNAL_CONFIDENCE_WEIGHT"), "{err}");
         assert!(err.contains("0.7"), "{err}");
-        assert!(load(&[("LOCAL_CONFIDENCE_WEIGHT", "0.7"), ("EXTERNAL_CONFIDENCE_WEIGHT", "0.3")]).is_ok());
+        assert!(
+            load(&[
+                ("LOCAL_CONFIDENCE_WEIGHT", "0.7"),
+                ("EXTERNAL_CONFIDENCE_WEIGHT", "0.3")
+            ])
+            .is_ok()
+        );
     }
 
     #[test]
@@ -910,7 +980,10 @@ mod tests {
         assert!(!err.contains("short"), "{err}");
         let s = load(&[("ABUSEIPDB_API_KEY", "abc123secret"), ("API_KEYS", "k1,k2")]).unwrap();
         let shown = format!("{:?} {:?}", s.effective, s.abuseipdb);
-        assert!(!shown.contains("abc123secret") && !shown.contains("k1"), "{shown}");
+        assert!(
+            !shown.contains("abc123secret") && !shown.contains("k1"),
+            "{shown}"
+        );
         assert_eq!(s.http.api_keys.len(), 2);
     }
 
@@ -924,7 +997,11 @@ mod tests {
     fn environment_wins_over_dotenv_and_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("config.toml");
-        std::fs::write(&file, "api_port = 9000\nbatch_size = 50\nlog_level = \"debug\"\n").unwrap();
+        std::fs::write(
+            &file,
+            "api_port = 9000\nbatch_size = 50\nlog_level = \"debug\"\n",
+        )
+        .unwrap();
         let sources = ConfigSources {
             file: Some(file),
             dotenv: [("BATCH_SIZE".to_string(), "60".to_string())].into(),
@@ -941,8 +1018,13 @@ mod tests {
         let s = load(&[("POSTGRES_HOST", "db"), ("POSTGRES_PASSWORD", "pw")]).unwrap();
         let pg = s.source.postgres.unwrap();
         assert_eq!((pg.host.as_str(), pg.port), ("db", 5432));
-        let err = load(&[("DATABASE_URL", "mysql://x")]).unwrap_err().to_string();
-        assert!(err.starts_with("DATABASE_URL") && !err.contains("mysql"), "{err}");
+        let err = load(&[("DATABASE_URL", "mysql://x")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("DATABASE_URL") && !err.contains("mysql"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -89,6 +89,14 @@ pub struct ExternalFacts {
     pub last_reported_at: Option<Timestamp>,
 }
 
+/// One AbuseIPDB blacklist entry as stored: the address (keys are one-way) and its facts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlacklistEntry {
+    pub addr: IpAddr,
+    #[serde(flatten)]
+    pub facts: ExternalFacts,
+}
+
 /// Where an address is, as one provider answered.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Location {
@@ -193,9 +201,22 @@ mod tests {
     #[test]
     fn collections_are_found_by_id_and_alias() {
         assert_eq!(Collection::find("ioc-indicators"), Some(Collection::All));
-        assert_eq!(Collection::find(Collection::High.id()), Some(Collection::High));
+        assert_eq!(
+            Collection::find(Collection::High.id()),
+            Some(Collection::High)
+        );
         assert_eq!(Collection::find("nope"), None);
-        assert_eq!(Uuid::parse_str(Collection::All.id()).unwrap().get_version_num(), 4);
-        assert_eq!(Uuid::parse_str(Collection::High.id()).unwrap().get_version_num(), 4);
+        assert_eq!(
+            Uuid::parse_str(Collection::All.id())
+                .unwrap()
+                .get_version_num(),
+            4
+        );
+        assert_eq!(
+            Uuid::parse_str(Collection::High.id())
+                .unwrap()
+                .get_version_num(),
+            4
+        );
     }
 }

@@ -1,1 +1,34 @@
-fn main() {}
+//! The `abuseipdb-ioc` binary: parses the command line, loads the configuration (reading
+//! `.env` before the async runtime starts), sets up logging and runs the command.
+
+use clap::Parser;
+
+use abuseipdb_ioc::cli::{Cli, Command};
+use abuseipdb_ioc::config::{ConfigSources, Settings};
+
+fn main() {
+    let cli = Cli::parse();
+    let sources = ConfigSources::from_process(cli.config.clone());
+    let settings = match Settings::load(&sources) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("configuration error: {err}");
+            std::process::exit(2);
+        }
+    };
+    abuseipdb_ioc::publish::logging::init(&settings.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            std::process::exit(1);
+        }
+    };
+    let command = cli.command.unwrap_or(Command::Serve);
+    let code = runtime.block_on(abuseipdb_ioc::cli::run(command, settings));
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    std::process::exit(code);
+}

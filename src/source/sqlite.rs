@@ -33,3 +33,34 @@ impl EmbeddedSource {
         todo!()
     }
 }
+
+/// Outcome of a CSV import.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportTally {
+    pub imported: u64,
+    pub rejected: u64,
+    pub errors: Vec<(u64, String)>,
+}
+
+impl EmbeddedSource {
+    pub fn report(
+        &self,
+        ip: &str,
+        confidence: Option<i64>,
+        categories: &[u8],
+        report_id: Option<&str>,
+        at: jiff::Timestamp,
+    ) -> Result<std::net::IpAddr, SourceError> {
+        let _ = (ip, confidence, categories, report_id, at);
+        todo!()
+    }
+
+    pub fn import_csv(
+        &self,
+        reader: impl std::io::Read,
+        now: jiff::Timestamp,
+    ) -> Result<ImportTally, SourceError> {
+        let _ = (reader, now);
+        todo!()
+    }
+}

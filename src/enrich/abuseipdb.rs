@@ -1,0 +1,20 @@
+//! AbuseIPDB: blacklist and `/check` within a daily budget. (Stub: being written.)
+
+use std::sync::Arc;
+
+use crate::clock::SharedClock;
+use crate::config::Settings;
+use crate::health::HealthBoard;
+use crate::pipeline::Enricher;
+use crate::store::Store;
+
+/// The AbuseIPDB enricher, or `None` in local-only mode (no API key).
+pub fn enricher(
+    settings: &Arc<Settings>,
+    store: &Arc<Store>,
+    health: &Arc<HealthBoard>,
+    clock: &SharedClock,
+) -> Option<Arc<dyn Enricher>> {
+    let _ = (settings, store, health, clock);
+    None
+}

@@ -1,0 +1,6 @@
+//! Publishers: everything that serves the snapshot to the outside (HTTP router, health,
+//! TAXII, REST exports, status page, metrics). They only read the store.
+
+pub mod health;
+pub mod http;
+pub mod logging;
