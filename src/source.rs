@@ -77,7 +77,11 @@ impl RowTally {
 
 fn summary<'a>(items: impl Iterator<Item = (&'a str, u64)>) -> String {
     let parts: Vec<String> = items.map(|(k, v)| format!("{k}={v}")).collect();
-    if parts.is_empty() { "none".into() } else { parts.join(" ") }
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,8 +123,13 @@ impl LocalSource {
     /// [`SourceError::Embedded`] when the SQLite file cannot be created or opened.
     pub fn open(settings: &Settings) -> Result<LocalSource, SourceError> {
         match &settings.source.postgres {
-            Some(pg) => Ok(LocalSource::Postgres(postgres::PgSource::new(pg, &settings.source.table)?)),
-            None => Ok(LocalSource::Embedded(sqlite::EmbeddedSource::open(&settings.sqlite_path())?)),
+            Some(pg) => Ok(LocalSource::Postgres(postgres::PgSource::new(
+                pg,
+                &settings.source.table,
+            )?)),
+            None => Ok(LocalSource::Embedded(sqlite::EmbeddedSource::open(
+                &settings.sqlite_path(),
+            )?)),
         }
     }
 
