@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use figment::Figment;
-use figment::providers::{Format, Serialized, Toml};
+use figment::providers::{Format, Toml};
 use figment::value::Value;
 use ipnet::IpNet;
 
@@ -405,43 +405,54 @@ fn merge(
     sources: &ConfigSources,
     warnings: &mut Vec<String>,
 ) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut figment = Figment::new();
     let file = sources.file.clone().or_else(|| {
         let default = PathBuf::from(DEFAULT_CONFIG_PATH);
         default.exists().then_some(default)
     });
-    if let Some(path) = &file {
-        if !path.exists() {
-            return Err(ConfigError::File {
-                path: path.clone(),
-                reason: "no such file".into(),
-            });
-        }
-        figment = figment.merge(Toml::file(path));
-    }
-    figment = figment
-        .merge(Serialized::defaults(&sources.dotenv))
-        .merge(Serialized::defaults(&sources.env));
-    let raw: BTreeMap<String, Value> = figment.extract().map_err(|err| ConfigError::File {
-        path: file.clone().unwrap_or_default(),
-        reason: err.to_string(),
-    })?;
-
     let mut vars = BTreeMap::new();
-    for (key, value) in raw {
-        let key = key.to_ascii_uppercase();
-        if !is_ours(&key) {
-            if sources.env.contains_key(&key) || sources.dotenv.contains_key(&key) {
-                continue;
+    if let Some(path) = &file {
+        for (key, value) in read_file(path)? {
+            if is_ours(&key) {
+                vars.insert(key, value);
+            } else {
+                warnings.push(format!(
+                    "unknown setting {key} in {}; ignored",
+                    path.display()
+                ));
             }
-            warnings.push(format!(
-                "unknown setting {key} in the configuration file; ignored"
-            ));
-            continue;
         }
-        vars.insert(key, value_text(&value));
+    }
+    // Later layers win: `.env` over the file, the environment over `.env`.
+    for layer in [&sources.dotenv, &sources.env] {
+        for (key, value) in layer {
+            let key = key.to_ascii_uppercase();
+            if is_ours(&key) {
+                vars.insert(key, value.clone());
+            }
+        }
     }
     Ok(vars)
+}
+
+/// The TOML file as upper-case names and text values.
+fn read_file(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
+    if !path.exists() {
+        return Err(ConfigError::File {
+            path: path.to_path_buf(),
+            reason: "no such file".into(),
+        });
+    }
+    let raw: BTreeMap<String, Value> =
+        Figment::from(Toml::file(path))
+            .extract()
+            .map_err(|err| ConfigError::File {
+                path: path.to_path_buf(),
+                reason: err.to_string(),
+            })?;
+    Ok(raw
+        .into_iter()
+        .map(|(key, value)| (key.to_ascii_uppercase(), value_text(&value)))
+        .collect())
 }
 
 /// TOML values of any type become the text an environment variable would hold.
