@@ -392,10 +392,10 @@ impl Store {
                 if entry.collection != collection {
                     continue;
                 }
-                if let Some(value) = objects.get((collection.code(), entry.date_added_us))? {
-                    if IndexValue::decode(value.value()).is_some_and(|v| v.id == stix_id) {
-                        found.push((entry.date_added_us, value.value().to_vec()));
-                    }
+                if let Some(value) = objects.get((collection.code(), entry.date_added_us))?
+                    && IndexValue::decode(value.value()).is_some_and(|v| v.id == stix_id)
+                {
+                    found.push((entry.date_added_us, value.value().to_vec()));
                 }
             }
         } else {
@@ -404,11 +404,10 @@ impl Store {
                 .get(tables::meta_static(collection).as_str())?
                 .and_then(|v| serde_json::from_slice(v.value()).ok())
                 .unwrap_or_default();
-            for (object, added) in statics.iter().filter(|(o, _)| o.id == stix_id) {
+            for (_, added) in statics.iter().filter(|(o, _)| o.id == stix_id) {
                 if let Some(value) = objects.get((collection.code(), *added))? {
                     found.push((*added, value.value().to_vec()));
                 }
-                let _ = object;
             }
         }
         found.sort_by_key(|(added, _)| *added);
