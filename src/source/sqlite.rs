@@ -509,4 +509,3 @@ mod tests {
         assert!(categories_json("[1,").is_err());
     }
 }
-
