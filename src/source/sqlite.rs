@@ -509,3 +509,4 @@ mod tests {
         assert!(categories_json("[1,").is_err());
     }
 }
+
