@@ -186,6 +186,7 @@ fn next_token(request: &PageRequest, key: &[u8], hits: &[Hit]) -> String {
         o: request.object.clone(),
         f: request.filters.clone(),
         a: hits.last().map_or(0, |h| h.added),
+        l: request.limit as u64,
     };
     token::mint(key, &cursor)
 }

@@ -191,6 +191,7 @@ fn page_request(
 ) -> Result<PageRequest, TaxiiError> {
     let mut filters = params.filters;
     let mut after = params.added_after;
+    let mut limit = params.limit;
     if let Some(next) = &params.next {
         let cursor = token::open(app.token_key.expose().as_bytes(), next)
             .map_err(|e| TaxiiError::BadRequest(e.to_string()))?;
@@ -206,13 +207,11 @@ fn page_request(
         }
         filters = cursor.f;
         after = Some(after.map_or(cursor.a, |a| a.max(cursor.a)));
+        limit = limit.or(Some(cursor.l));
     }
     let taxii = &app.settings.taxii;
     let max = u64::from(taxii.max_limit.max(1));
-    let limit = params
-        .limit
-        .unwrap_or(u64::from(taxii.default_limit))
-        .min(max);
+    let limit = limit.unwrap_or(u64::from(taxii.default_limit)).min(max);
     Ok(PageRequest {
         collection,
         endpoint,

@@ -47,6 +47,8 @@ pub struct Cursor {
     pub f: Filters,
     /// `date_added` (µs) of the last object already delivered.
     pub a: u64,
+    /// The page size, used when the request carrying the token gives no `limit`.
+    pub l: u64,
 }
 
 /// Signs a cursor into a URL-safe token.
@@ -98,6 +100,7 @@ mod tests {
                 ..Filters::default()
             },
             a: 1_700_000_000_000_001,
+            l: 10,
         }
     }
 
