@@ -15,7 +15,10 @@ use crate::app::App;
 
 /// Every route of the appliance.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new().merge(super::health::routes()).with_state(app)
+    Router::new()
+        .merge(super::health::routes())
+        .merge(super::taxii::routes(&app))
+        .with_state(app)
 }
 
 /// The router behind trailing-slash normalisation: `/taxii2/` and `/taxii2` reach the same
