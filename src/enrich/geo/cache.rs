@@ -49,7 +49,7 @@ impl Cache {
         stamped
             .fetched_at
             .saturating_add(ttl)
-            .map_or(false, |until| until <= now)
+            .is_ok_and(|until| until <= now)
     }
 
     /// Splits `addrs` into those that need a lookup and the number answered by the cache.
