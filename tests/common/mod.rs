@@ -3,4 +3,5 @@
 
 pub mod app;
 pub mod fake_abuseipdb;
+pub mod fake_geo;
 pub mod pg;
