@@ -31,6 +31,10 @@ pub struct App {
     pub store: Arc<Store>,
     pub pipeline: Arc<Pipeline>,
     pub health: Arc<HealthBoard>,
+    /// AbuseIPDB, unless in local-only mode.
+    pub abuseipdb: Option<Arc<abuseipdb::Service>>,
+    /// Geolocation, unless `GEO_PROVIDERS=none`.
+    pub geo: Option<Arc<geo::GeoService>>,
     pub clock: SharedClock,
     pub started_at: Timestamp,
     /// Signs TAXII `next` tokens.
@@ -59,12 +63,14 @@ impl App {
             clock.clone(),
             health.clone(),
         );
+        let abuseipdb = abuseipdb::service(&settings, &store, &health, &clock);
+        let geo = geo::service(&settings, &store, &health, &clock);
         pipeline
             .enrichers
-            .extend(abuseipdb::enricher(&settings, &store, &health, &clock));
-        pipeline
-            .enrichers
-            .extend(geo::enricher(&settings, &store, &health, &clock));
+            .extend(abuseipdb.clone().map(abuseipdb::hook));
+        if let Some(geo) = &geo {
+            pipeline.enrichers.push(geo.clone());
+        }
         let pipeline = Arc::new(pipeline);
         Ok(App {
             started_at: clock.now(),
@@ -72,6 +78,8 @@ impl App {
             store,
             pipeline,
             health,
+            abuseipdb,
+            geo,
             clock,
             token_key,
         })

@@ -41,7 +41,7 @@ fn build(
 }
 
 fn service(app: &App) -> Arc<Service> {
-    abuseipdb::service(&app.store).expect("the service is registered")
+    app.abuseipdb.clone().expect("the service is built")
 }
 
 fn report(app: &App, ip: &str, confidence: i64, when: Timestamp) {
@@ -414,5 +414,5 @@ async fn without_a_key_the_appliance_runs_local_only() {
     let health = app.health.get("abuseipdb").unwrap();
     assert_eq!(health.status, Status::Disabled);
     assert_eq!(health.detail, "local-only mode (no ABUSEIPDB_API_KEY)");
-    assert!(abuseipdb::service(&app.store).is_none());
+    assert!(app.abuseipdb.is_none());
 }

@@ -50,10 +50,9 @@ async fn published_indicator_carries_the_six_geo_properties() {
             .unwrap();
     }
 
-    let mut app = App::build(settings, clock).unwrap();
-    // Keep a handle on the geolocation service to await its background run.
-    let service = geo::service(&app.settings, &app.store, &app.health, &app.clock).unwrap();
-    Arc::get_mut(&mut app.pipeline).unwrap().enrichers = vec![service.clone()];
+    let app = App::build(settings, clock).unwrap();
+    // The app's geolocation service, to await its background run.
+    let service = app.geo.clone().unwrap();
 
     app.pipeline.run("test").await.unwrap();
     assert!(

@@ -22,7 +22,7 @@ pub mod client;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -62,13 +62,13 @@ pub enum CheckOutcome {
     },
 }
 
-/// The AbuseIPDB enricher, or `None` in local-only mode (no API key).
-pub fn enricher(
+/// The AbuseIPDB service, or `None` in local-only mode (no API key).
+pub fn service(
     settings: &Arc<Settings>,
     store: &Arc<Store>,
     health: &Arc<HealthBoard>,
     clock: &SharedClock,
-) -> Option<Arc<dyn Enricher>> {
+) -> Option<Arc<Service>> {
     let now = clock.now();
     let Some(key) = settings.abuseipdb.api_key.clone() else {
         let detail = "local-only mode (no ABUSEIPDB_API_KEY)";
@@ -84,33 +84,12 @@ pub fn enricher(
         }
     };
     service.publish_health(now);
-    register(&service);
-    Some(Arc::new(CycleHook(service)))
+    Some(service)
 }
 
-// === registry ===
-
-type Registry = Mutex<Vec<(Weak<Store>, Weak<Service>)>>;
-
-/// Services by the store they write to. `App` holds enrichers as trait objects, so the
-/// REST layer finds the service through the store it shares with it. Weak references: a
-/// dropped app leaves nothing behind but an entry pruned on the next registration.
-static REGISTRY: Registry = Mutex::new(Vec::new());
-
-fn register(service: &Arc<Service>) {
-    let mut entries = REGISTRY.lock().expect("registry lock");
-    entries.retain(|(store, service)| store.strong_count() > 0 && service.strong_count() > 0);
-    entries.push((Arc::downgrade(&service.store), Arc::downgrade(service)));
-}
-
-/// The AbuseIPDB service of the app that owns `store` (`App::store`), or `None` in
-/// local-only mode.
-pub fn service(store: &Arc<Store>) -> Option<Arc<Service>> {
-    let entries = REGISTRY.lock().expect("registry lock");
-    entries
-        .iter()
-        .filter(|(s, _)| std::ptr::eq(s.as_ptr(), Arc::as_ptr(store)))
-        .find_map(|(_, service)| service.upgrade())
+/// The service's part in every refresh cycle.
+pub fn hook(service: Arc<Service>) -> Arc<dyn Enricher> {
+    Arc::new(CycleHook(service))
 }
 
 // === impl Service ===

@@ -43,17 +43,6 @@ const RUN_BOUNDS: Bounds = Bounds {
 /// Most expired cache entries refreshed per run.
 const MAX_STALE: usize = 1_000;
 
-/// The geolocation enricher, or `None` when geolocation is off.
-pub fn enricher(
-    settings: &Arc<Settings>,
-    store: &Arc<Store>,
-    health: &Arc<HealthBoard>,
-    clock: &SharedClock,
-) -> Option<Arc<dyn Enricher>> {
-    let service = service(settings, store, health, clock)?;
-    Some(service)
-}
-
 /// The geolocation service, or `None` (health "geo" disabled) when no provider is set.
 pub fn service(
     settings: &Arc<Settings>,
