@@ -13,7 +13,7 @@ use abuseipdb_ioc::app::App;
 use abuseipdb_ioc::clock::{Clock, ManualClock, SharedClock};
 use abuseipdb_ioc::config::{AbuseIpDbSettings, Secret, Settings};
 use abuseipdb_ioc::enrich::abuseipdb::budget::Refusal;
-use abuseipdb_ioc::enrich::abuseipdb::{self, AbuseIpDbError, CheckOutcome, Service};
+use abuseipdb_ioc::enrich::abuseipdb::{AbuseIpDbError, CheckOutcome, Service};
 use abuseipdb_ioc::health::Status;
 use abuseipdb_ioc::ioc::{Collection, IocFacts, IocKey, Sources};
 use abuseipdb_ioc::source::LocalSource;
