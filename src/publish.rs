@@ -1,6 +1,7 @@
 //! Publishers: everything that serves the snapshot to the outside (HTTP router, health,
 //! TAXII, REST exports, status page, metrics). They only read the store.
 
+pub mod api_error;
 pub mod auth;
 pub mod health;
 pub mod http;
