@@ -14,8 +14,11 @@ server=${BENCH_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
 db=ioc_bench
 url=${server%/*}/$db
 
-cargo build --release --quiet
-bin=target/release/abuseipdb-ioc
+bin=${BENCH_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --quiet
+  bin=target/release/abuseipdb-ioc
+fi
 out=bench/out
 mkdir -p "$out"
 

@@ -351,7 +351,12 @@ impl Store {
         }
         for item in table.range((code, start)..=(code, u64::MAX))? {
             let (key, value) = item?;
-            let Some(decoded) = IndexValue::decode(value.value()) else {
+            let target = match tables::decode_reference(value.value()) {
+                Some(all_added) => table.get((Collection::All.code(), all_added))?,
+                None => None,
+            };
+            let bytes = target.as_ref().map_or(value.value(), |t| t.value());
+            let Some(decoded) = IndexValue::decode(bytes) else {
                 continue;
             };
             if visit(key.value().1, decoded).is_break() {
@@ -392,10 +397,10 @@ impl Store {
                 if entry.collection != collection {
                     continue;
                 }
-                if let Some(value) = objects.get((collection.code(), entry.date_added_us))?
-                    && IndexValue::decode(value.value()).is_some_and(|v| v.id == stix_id)
+                if let Some(bytes) = resolve(&objects, collection, entry.date_added_us)?
+                    && IndexValue::decode(&bytes).is_some_and(|v| v.id == stix_id)
                 {
-                    found.push((entry.date_added_us, value.value().to_vec()));
+                    found.push((entry.date_added_us, bytes));
                 }
             }
         } else {
@@ -477,5 +482,22 @@ impl Store {
         let bytes = build()?;
         self.hot.insert(full, bytes.clone());
         Ok(bytes)
+    }
+}
+
+/// The bytes of an object, following a reference to the `all` collection.
+fn resolve(
+    objects: &redb::ReadOnlyTable<(u8, u64), &'static [u8]>,
+    collection: Collection,
+    added: u64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(value) = objects.get((collection.code(), added))? else {
+        return Ok(None);
+    };
+    match tables::decode_reference(value.value()) {
+        Some(all_added) => Ok(objects
+            .get((Collection::All.code(), all_added))?
+            .map(|v| v.value().to_vec())),
+        None => Ok(Some(value.value().to_vec())),
     }
 }

@@ -240,15 +240,17 @@ impl<'t> Writer<'t> {
         build: impl FnOnce() -> IocFacts,
     ) -> Result<Outcome, StoreError> {
         self.seen.insert(key);
-        let stored = self.tables.records.get(key.0)?.map(|v| v.value().to_vec());
         let now_us = self.params.now.as_microsecond();
-        if let Some((prefix, _)) = stored.as_deref().and_then(RecordPrefix::split) {
-            let fresh = prefix.deadline_us > now_us;
-            if prefix.hash == hash && fresh && prefix.has(flags::ACTIVE) {
-                self.report.unchanged += 1;
-                return Ok(Outcome::Unchanged);
-            }
+        let unchanged = self.tables.records.get(key.0)?.is_some_and(|value| {
+            RecordPrefix::split(value.value()).is_some_and(|(prefix, _)| {
+                prefix.hash == hash && prefix.deadline_us > now_us && prefix.has(flags::ACTIVE)
+            })
+        });
+        if unchanged {
+            self.report.unchanged += 1;
+            return Ok(Outcome::Unchanged);
         }
+        let stored = self.tables.records.get(key.0)?.map(|v| v.value().to_vec());
         let old = stored.as_deref().and_then(decode_record);
         let old_hash = stored
             .as_deref()
@@ -452,13 +454,19 @@ impl<'t> Writer<'t> {
         entry: &Entry,
         created: Timestamp,
     ) -> Result<(), StoreError> {
-        let stix_id = record.stix_id(entry.episode);
         if entry.episode > 0 {
             let uuid = record.episode_uuid(entry.episode);
             self.tables
                 .episodes
                 .insert(*uuid.as_bytes(), record.key().0)?;
         }
+        let key = (entry.collection.code(), entry.date_added_us);
+        if let Some(all) = same_object_in_all(record, entry) {
+            let reference = super::tables::encode_reference(all);
+            self.tables.objects.insert(key, reference.as_slice())?;
+            return Ok(());
+        }
+        let stix_id = record.stix_id(entry.episode);
         let object = self.render.indicator(&Version {
             facts: &record.facts,
             stix_id: &stix_id,
@@ -473,10 +481,7 @@ impl<'t> Writer<'t> {
             revoked: entry.revoked,
             object: &object,
         };
-        self.tables.objects.insert(
-            (entry.collection.code(), entry.date_added_us),
-            value.encode().as_slice(),
-        )?;
+        self.tables.objects.insert(key, value.encode().as_slice())?;
         Ok(())
     }
 
@@ -672,6 +677,19 @@ impl<'t> Writer<'t> {
         }
         Ok(count)
     }
+}
+
+/// The `date_added` of the `all` object that has exactly the bytes `entry` would get: the
+/// same episode and version, active in both. Invariant kept by `apply`: the two entries are
+/// always replaced together, so a reference never outlives its target.
+fn same_object_in_all(record: &StoredRecord, entry: &Entry) -> Option<u64> {
+    if entry.collection != Collection::High || entry.revoked {
+        return None;
+    }
+    record
+        .active(Collection::All)
+        .filter(|all| all.episode == entry.episode && all.modified == entry.modified)
+        .map(|all| all.date_added_us)
 }
 
 fn country_bytes(facts: &IocFacts) -> [u8; 2] {
