@@ -50,8 +50,8 @@ pub fn body<E: std::fmt::Display>(
             let _ = failure.blocking_send(Err(io::Error::other(error)));
         }
     });
-    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
+    let mut rx = rx;
+    // `poll_fn` rather than `unfold`: the compression layer may poll again after the end.
+    let chunks = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
     Body::from_stream(chunks)
 }
