@@ -1,4 +1,5 @@
-//! The command line: `serve` (default), `preprocess`, `check-config`, `report`, `import`.
+//! The command line: `serve` (default), `preprocess`, `check-config`, `report`, `import`,
+//! `export`.
 //! Each command returns the process exit code; `main` only parses and dispatches.
 
 use std::path::PathBuf;
@@ -10,8 +11,11 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::Settings;
+use crate::publish::rest::export::{self, ExportRequest, Format};
+use crate::publish::rest::firewall::Feed;
+use crate::publish::rest::params;
 use crate::source::LocalSource;
-use crate::store::CycleSummary;
+use crate::store::{CycleSummary, Store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -52,6 +56,31 @@ pub enum Command {
     /// Import a CSV file (header: ip_address[,reported_at,confidence,categories,report_id])
     /// into the embedded source.
     Import { file: PathBuf },
+    /// Write an export or firewall feed of the published snapshot to stdout (reads the data
+    /// directory, or asks the running server when it holds the data file).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExportArgs {
+    /// json, csv, plain, stix, nftables, ipset, iptables, mikrotik or paloalto.
+    #[arg(long)]
+    pub format: String,
+    /// v4, v6 or both.
+    #[arg(long)]
+    pub family: Option<String>,
+    /// Keep indicators with at least this confidence (0–100).
+    #[arg(long)]
+    pub min_confidence: Option<String>,
+    /// all or high (or a TAXII collection alias).
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Merge addresses into the fewest CIDR blocks (firewall formats).
+    #[arg(long)]
+    pub aggregate: bool,
+    /// Keep at most this many entries, highest scores first (firewall formats).
+    #[arg(long)]
+    pub max_entries: Option<String>,
 }
 
 fn clock() -> SharedClock {
@@ -71,6 +100,7 @@ pub async fn run(command: Command, settings: Settings) -> i32 {
             report_id,
         } => report(settings, &ip, confidence, &categories, report_id.as_deref()),
         Command::Import { file } => import(settings, &file),
+        Command::Export(args) => export(settings, &args).await,
     }
 }
 
@@ -308,4 +338,133 @@ fn import(settings: Settings, file: &std::path::Path) -> i32 {
             1
         }
     }
+}
+
+/// The export's query parameters, as the HTTP API takes them.
+fn export_pairs(args: &ExportArgs) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    let mut push = |key: &str, value: Option<&String>| {
+        if let Some(value) = value {
+            pairs.push((key.to_string(), value.clone()));
+        }
+    };
+    push("family", args.family.as_ref());
+    push("min_confidence", args.min_confidence.as_ref());
+    push("collection", args.collection.as_ref());
+    push("max_entries", args.max_entries.as_ref());
+    if args.aggregate {
+        pairs.push(("aggregate".into(), "true".into()));
+    }
+    pairs
+}
+
+/// Validates the flags with the same parser as the HTTP API.
+fn export_request(args: &ExportArgs) -> Result<(ExportRequest, Vec<(String, String)>), String> {
+    let format = Format::find(&args.format).ok_or_else(|| {
+        let data = Format::DATA.map(Format::name).join(", ");
+        format!(
+            "unknown format {:?}; available: {data}, {}",
+            args.format,
+            Feed::names()
+        )
+    })?;
+    let pairs = export_pairs(args);
+    let (selection, feed) = match format {
+        Format::Feed(_) => params::feed(&pairs),
+        _ => params::export(&pairs).map(|s| (s, params::FeedOptions::default())),
+    }
+    .map_err(|e| e.message)?;
+    let request = ExportRequest {
+        format,
+        selection,
+        feed,
+    };
+    Ok((request, pairs))
+}
+
+/// Exports from the data directory; when a running server holds its lock, the same export
+/// comes from that server's API instead.
+async fn export(settings: Settings, args: &ExportArgs) -> i32 {
+    let (request, pairs) = match export_request(args) {
+        Ok(parsed) => parsed,
+        Err(err) => {
+            eprintln!("{}", err.replace("parameter", "option"));
+            return 2;
+        }
+    };
+    let store = match Store::open(&settings.redb_path()) {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!("data file busy or unreadable ({err}); asking the running server");
+            return export_over_http(&settings, request.format, &pairs).await;
+        }
+    };
+    let written = tokio::task::spawn_blocking(move || {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        export::write(&store, &settings, &request, &mut out)
+            .and_then(|()| std::io::Write::flush(&mut out).map_err(Into::into))
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => 0,
+        Ok(Err(err)) => {
+            eprintln!("export failed: {err}");
+            1
+        }
+        Err(err) => {
+            eprintln!("export task failed: {err}");
+            1
+        }
+    }
+}
+
+async fn export_over_http(settings: &Settings, format: Format, pairs: &[(String, String)]) -> i32 {
+    match fetch_export(settings, format, pairs).await {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("export through the server failed: {err}");
+            1
+        }
+    }
+}
+
+/// Streams the export of the running server at `API_HOST:API_PORT` to stdout, with the first
+/// configured API key.
+async fn fetch_export(
+    settings: &Settings,
+    format: Format,
+    pairs: &[(String, String)],
+) -> Result<(), String> {
+    use std::io::Write;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let host = match settings.http.host {
+        std::net::IpAddr::V4(v4) if v4.is_unspecified() => "127.0.0.1".to_string(),
+        std::net::IpAddr::V6(v6) if v6.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+    };
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let url = format!(
+        "http://{host}:{}{}?{}",
+        settings.http.port,
+        format.path(),
+        query.join("&")
+    );
+    let client = reqwest::Client::new();
+    let mut request = client.get(&url);
+    if let Some(key) = settings.http.api_keys.first() {
+        request = request.bearer_auth(key.expose());
+    }
+    let mut response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        return Err(format!("{url}: {status}: {body}"));
+    }
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        out.write_all(&chunk).map_err(|e| e.to_string())?;
+    }
+    out.flush().map_err(|e| e.to_string())
 }
