@@ -258,7 +258,11 @@ impl Drop for ResetOnDrop<'_> {
 
 /// Cycle counts and durations for `/metrics` (no-ops until a recorder is installed).
 fn record_metrics(s: &CycleSummary) {
-    let outcome = if s.error.is_none() { "published" } else { "failed" };
+    let outcome = if s.error.is_none() {
+        "published"
+    } else {
+        "failed"
+    };
     metrics::counter!("abuseipdb_ioc_cycles_total", "outcome" => outcome).increment(1);
     metrics::histogram!("abuseipdb_ioc_cycle_duration_seconds", "outcome" => outcome)
         .record(s.duration_ms as f64 / 1000.0);

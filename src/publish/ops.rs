@@ -25,9 +25,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::app::App;
+use crate::clock::SharedClock;
 use crate::publish::api_error::{ApiError, render_auth};
 use crate::publish::auth::{self, Guard};
-use crate::clock::SharedClock;
 use traffic::Traffic;
 
 /// What the ops endpoints count while the server runs (lost at restart, by design: these

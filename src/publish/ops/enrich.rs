@@ -66,9 +66,18 @@ pub async fn bulk(
 ) -> Result<Response, ApiError> {
     let body = body.map_err(|r| ApiError::new(r.status(), "invalid_body", r.body_text()))?;
     let items = bulk_items(&body)?;
-    let parsed: Vec<Result<IpAddr, String>> =
-        items.iter().map(|v| v.as_str().ok_or_else(|| "not a string".into()).and_then(parse)).collect();
-    let valid: Vec<IpAddr> = parsed.iter().filter_map(|p| p.as_ref().ok().copied()).collect();
+    let parsed: Vec<Result<IpAddr, String>> = items
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| "not a string".into())
+                .and_then(parse)
+        })
+        .collect();
+    let valid: Vec<IpAddr> = parsed
+        .iter()
+        .filter_map(|p| p.as_ref().ok().copied())
+        .collect();
     tracing::info!(
         target: "audit",
         client = %client,
@@ -97,9 +106,17 @@ fn bulk_items(body: &[u8]) -> Result<Vec<Value>, ApiError> {
         Value::Array(items) => items,
         Value::Object(mut object) => match object.remove("ips") {
             Some(Value::Array(items)) => items,
-            _ => return Err(ApiError::bad_request("expected {\"ips\": [...]} or an array")),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "expected {\"ips\": [...]} or an array",
+                ));
+            }
         },
-        _ => return Err(ApiError::bad_request("expected {\"ips\": [...]} or an array")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "expected {\"ips\": [...]} or an array",
+            ));
+        }
     };
     if items.is_empty() {
         return Err(ApiError::bad_request("the address list is empty"));
@@ -201,7 +218,10 @@ fn geo_answer(before: Option<GeoEntry>, after: Option<GeoEntry>) -> Value {
     json!({"status": status, "location": location, "fetched_at": at.to_string()})
 }
 
-async fn geo_entries(store: &Arc<Store>, addrs: &[IpAddr]) -> Result<Vec<Option<GeoEntry>>, ApiError> {
+async fn geo_entries(
+    store: &Arc<Store>,
+    addrs: &[IpAddr],
+) -> Result<Vec<Option<GeoEntry>>, ApiError> {
     let store = store.clone();
     let addrs = addrs.to_vec();
     tokio::task::spawn_blocking(move || read_geo(&store, &addrs))

@@ -127,10 +127,7 @@ pub fn cors(http: &HttpSettings) -> Option<CorsLayer> {
                 header::ACCEPT,
                 HeaderName::from_static("x-api-key"),
             ])
-            .expose_headers([
-                HeaderName::from_static("x-request-id"),
-                header::RETRY_AFTER,
-            ])
+            .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
             .max_age(Duration::from_secs(3600)),
     )
 }

@@ -92,8 +92,7 @@ fn set_snapshot_gauges(app: &App, meta: &SnapshotMeta) {
     gauge!("abuseipdb_ioc_snapshot_age_seconds").set(age);
     let running = app.pipeline.running_since().is_some();
     gauge!("abuseipdb_ioc_cycle_running").set(f64::from(u8::from(running)));
-    gauge!("abuseipdb_ioc_uptime_seconds")
-        .set((app.clock.now() - app.started_at).as_secs_f64());
+    gauge!("abuseipdb_ioc_uptime_seconds").set((app.clock.now() - app.started_at).as_secs_f64());
 }
 
 fn set_budget_gauges(app: &App, budgets: Option<&(BudgetState, BudgetState)>) {

@@ -114,7 +114,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Client {
 
 /// Middleware: times every request, counts it in the ring and in the Prometheus metrics
 /// under its route template (never the raw path, which would make labels unbounded).
-pub async fn observe(State(ops): State<Arc<super::OpsState>>, request: Request, next: Next) -> Response {
+pub async fn observe(
+    State(ops): State<Arc<super::OpsState>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
