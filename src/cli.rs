@@ -1,9 +1,12 @@
 //! The command line: `serve` (default), `preprocess`, `check-config`, `report`, `import`,
-//! `export`.
-//! Each command returns the process exit code; `main` only parses and dispatches.
+//! `stats`, `healthcheck`, `export`. Each command returns the process exit code; `main` only
+//! parses and dispatches. `preprocess`, `stats` and `export` talk to a running server through
+//! its API when it holds the data file, and open the data directory themselves otherwise.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tokio::sync::watch;
@@ -56,6 +59,14 @@ pub enum Command {
     /// Import a CSV file (header: ip_address[,reported_at,confidence,categories,report_id])
     /// into the embedded source.
     Import { file: PathBuf },
+    /// Print the stats JSON, from the running server or from the data directory.
+    Stats,
+    /// Exit 0 when the server answers GET /health with 200, 1 otherwise.
+    Healthcheck {
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 5)]
+        timeout: u64,
+    },
     /// Write an export or firewall feed of the published snapshot to stdout (reads the data
     /// directory, or asks the running server when it holds the data file).
     Export(ExportArgs),
@@ -101,6 +112,10 @@ pub async fn run(command: Command, settings: Settings) -> i32 {
         } => report(settings, &ip, confidence, &categories, report_id.as_deref()),
         Command::Import { file } => import(settings, &file),
         Command::Export(args) => export(settings, &args).await,
+        Command::Stats => stats(settings).await,
+        Command::Healthcheck { timeout } => {
+            healthcheck(&settings, Duration::from_secs(timeout)).await
+        }
     }
 }
 
@@ -176,13 +191,57 @@ async fn shutdown_signal() {
 }
 
 async fn preprocess(settings: Settings) -> i32 {
+    match ask_refresh(&settings).await {
+        Some(code) => code,
+        None => preprocess_here(settings).await,
+    }
+}
+
+/// Asks a running server to refresh; `None` when no server answers.
+async fn ask_refresh(settings: &Settings) -> Option<i32> {
+    let url = format!("{}/api/v1/refresh", local_base(settings));
+    let request = authorised(http_client(Duration::from_secs(10)).post(&url), settings);
+    let response = match request.send().await {
+        Ok(response) => response,
+        Err(err) if err.is_connect() => return None,
+        Err(err) => {
+            eprintln!("the server at {url} did not answer properly: {err}");
+            return Some(1);
+        }
+    };
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    Some(match status.as_u16() {
+        202 => {
+            println!(
+                "asked the running server to refresh (cycle started at {})",
+                body["started_at"].as_str().unwrap_or("?")
+            );
+            0
+        }
+        409 => {
+            println!(
+                "the running server is already refreshing: {}",
+                error_message(&body)
+            );
+            0
+        }
+        _ => {
+            eprintln!(
+                "the running server refused the refresh ({status}): {}",
+                error_message(&body)
+            );
+            1
+        }
+    })
+}
+
+async fn preprocess_here(settings: Settings) -> i32 {
+    println!("no server answers; running the cycle on the data directory");
     let app = match App::build(settings, clock()) {
         Ok(app) => app,
         Err(err) => {
             eprintln!("cannot open the data directory: {err}");
-            eprintln!(
-                "(if a server is running on this data directory, use its POST /api/v1/refresh)"
-            );
             return 1;
         }
     };
@@ -193,6 +252,116 @@ async fn preprocess(settings: Settings) -> i32 {
         }
         Err(err) => {
             eprintln!("refresh cycle failed: {err}");
+            1
+        }
+    }
+}
+
+// --- talking to a running server ---
+
+/// The server's own address: a wildcard listen address is reached through loopback.
+fn local_base(settings: &Settings) -> String {
+    let host = match settings.http.host {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        host => host,
+    };
+    format!("http://{}", SocketAddr::new(host, settings.http.port))
+}
+
+fn http_client(timeout: Duration) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .build()
+        .unwrap_or_default()
+}
+
+/// Adds the first configured API key, if any.
+fn authorised(request: reqwest::RequestBuilder, settings: &Settings) -> reqwest::RequestBuilder {
+    match settings.http.api_keys.first() {
+        Some(key) => request.bearer_auth(key.expose()),
+        None => request,
+    }
+}
+
+fn error_message(body: &serde_json::Value) -> String {
+    body["error"]["message"]
+        .as_str()
+        .unwrap_or("no error message")
+        .to_string()
+}
+
+async fn healthcheck(settings: &Settings, timeout: Duration) -> i32 {
+    let url = format!("{}/health", local_base(settings));
+    match http_client(timeout).get(&url).send().await {
+        Ok(response) if response.status().is_success() => {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            println!("{url}: {}", body["status"].as_str().unwrap_or("ok"));
+            0
+        }
+        Ok(response) => {
+            println!("{url}: HTTP {}", response.status());
+            1
+        }
+        Err(err) => {
+            println!("{url}: no answer: {err}");
+            1
+        }
+    }
+}
+
+async fn stats(settings: Settings) -> i32 {
+    let url = format!("{}/api/v1/stats", local_base(&settings));
+    let request = authorised(http_client(Duration::from_secs(10)).get(&url), &settings);
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            if !status.is_success() {
+                eprintln!(
+                    "the running server refused ({status}): {}",
+                    error_message(&body)
+                );
+                return 1;
+            }
+            print_json(&body)
+        }
+        Err(err) if err.is_connect() => stats_here(settings).await,
+        Err(err) => {
+            eprintln!("the server at {url} did not answer properly: {err}");
+            1
+        }
+    }
+}
+
+/// Stats from the data directory, for when no server runs (no API traffic figures).
+async fn stats_here(settings: Settings) -> i32 {
+    let app = match App::build(settings, clock()) {
+        Ok(app) => Arc::new(app),
+        Err(err) => {
+            eprintln!("no server answers and the data directory cannot be opened: {err}");
+            return 1;
+        }
+    };
+    match crate::publish::ops::stats::collect(&app, None).await {
+        Ok(stats) => print_json(&stats),
+        Err(err) => {
+            eprintln!("cannot read the stats: {err}");
+            1
+        }
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> i32 {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => {
+            println!("{text}");
+            0
+        }
+        Err(err) => {
+            eprintln!("cannot print the stats: {err}");
             1
         }
     }

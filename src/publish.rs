@@ -6,5 +6,6 @@ pub mod auth;
 pub mod health;
 pub mod http;
 pub mod logging;
+pub mod ops;
 pub mod rest;
 pub mod taxii;

@@ -180,6 +180,7 @@ impl Pipeline {
                 tracing::warn!(trigger, error = %err, duration_ms = summary.duration_ms, "refresh cycle failed; the previous snapshot is still served");
             }
         }
+        record_metrics(&summary);
         if let Err(err) = self.store.push_cycle(&summary) {
             tracing::warn!(error = %err, "could not record the cycle in the history");
         }
@@ -253,6 +254,18 @@ impl Drop for ResetOnDrop<'_> {
             *running = None;
         }
     }
+}
+
+/// Cycle counts and durations for `/metrics` (no-ops until a recorder is installed).
+fn record_metrics(s: &CycleSummary) {
+    let outcome = if s.error.is_none() {
+        "published"
+    } else {
+        "failed"
+    };
+    metrics::counter!("abuseipdb_ioc_cycles_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("abuseipdb_ioc_cycle_duration_seconds", "outcome" => outcome)
+        .record(s.duration_ms as f64 / 1000.0);
 }
 
 fn log_cycle(s: &CycleSummary) {
