@@ -6,4 +6,5 @@ pub mod auth;
 pub mod health;
 pub mod http;
 pub mod logging;
+pub mod status;
 pub mod taxii;

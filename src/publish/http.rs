@@ -18,6 +18,7 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .merge(super::health::routes())
         .merge(super::taxii::routes(&app))
+        .merge(super::status::routes(&app))
         .with_state(app)
 }
 
