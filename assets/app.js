@@ -8,8 +8,10 @@ const numbers = new Intl.NumberFormat("en-US");
 
 const state = { timer: null, lastOk: null, everLoaded: false };
 
+// `#refresh=2` shortens the period (the browser test uses it); a fragment never reaches the
+// server, so every visitor gets the same cached page.
 function refreshSeconds() {
-  const asked = Number(new URLSearchParams(location.search).get("refresh"));
+  const asked = Number(new URLSearchParams(location.hash.slice(1)).get("refresh"));
   return asked >= 1 ? asked : 15;
 }
 
