@@ -24,7 +24,10 @@ const CHROMEDRIVER: &str = "chromedriver";
 
 /// Addresses of the known snapshot: (address, confidence, latitude, longitude, country).
 /// Two Californian and two Paris addresses share a grid cell each: 8 located, 6 cells.
-const SEEDS: &[(&str, i64, Option<(f64, f64, &str)>)] = &[
+/// Latitude, longitude and country of a seeded location.
+type Place = (f64, f64, &'static str);
+
+const SEEDS: &[(&str, i64, Option<Place>)] = &[
     ("8.8.8.8", 95, Some((37.4, -122.1, "US"))),
     ("8.8.4.4", 90, Some((37.6, -122.4, "US"))),
     ("1.1.1.1", 60, Some((-33.9, 151.2, "AU"))),
@@ -183,7 +186,8 @@ impl Driver {
     }
 
     async fn open(&self, url: &str) {
-        self.session_call("POST", "/url", json!({ "url": url })).await;
+        self.session_call("POST", "/url", json!({ "url": url }))
+            .await;
     }
 
     async fn resize(&self, width: u32, height: u32) {
@@ -236,25 +240,54 @@ const READ_CIRCLES: &str = "return [...document.querySelectorAll('#points circle
     .map(c => Number(c.getAttribute('data-count')));";
 
 fn number(text: &Value) -> u64 {
-    let digits: String = text.as_str().unwrap().chars().filter(|c| *c != ',').collect();
-    digits.parse().unwrap_or_else(|_| panic!("not a number: {text}"))
+    let digits: String = text
+        .as_str()
+        .unwrap()
+        .chars()
+        .filter(|c| *c != ',')
+        .collect();
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("not a number: {text}"))
 }
 
 async fn api_status(base: &str) -> Value {
     let url = format!("{base}/api/v1/status");
-    http_client().get(url).send().await.unwrap().json().await.unwrap()
+    http_client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 fn assert_counts_match(fields: &Value, api: &Value) {
-    for name in ["all", "high", "local", "abuseipdb", "both", "revoked", "excluded"] {
+    for name in [
+        "all",
+        "high",
+        "local",
+        "abuseipdb",
+        "both",
+        "revoked",
+        "excluded",
+    ] {
         let shown = number(&fields[format!("counts.{name}")]);
-        assert_eq!(shown, api["counts"][name].as_u64().unwrap(), "counts.{name}");
+        assert_eq!(
+            shown,
+            api["counts"][name].as_u64().unwrap(),
+            "counts.{name}"
+        );
     }
     assert_eq!(
         number(&fields["geo.geolocated"]),
         api["geo"]["geolocated"].as_u64().unwrap()
     );
-    assert_eq!(number(&fields["geo.public"]), api["geo"]["public"].as_u64().unwrap());
+    assert_eq!(
+        number(&fields["geo.public"]),
+        api["geo"]["public"].as_u64().unwrap()
+    );
     assert_eq!(fields["taxii.elastic"], api["taxii"]["elastic"]);
     assert_eq!(fields["taxii.opencti"], api["taxii"]["opencti"]);
 }
@@ -296,9 +329,13 @@ async fn status_page_shows_the_api_figures_the_map_and_the_stale_banner() {
 
     let ready = "const el = document.querySelector('[data-field=\"counts.all\"]'); \
         return el && el.textContent";
-    driver.wait_for("the figures", ready, Duration::from_secs(20)).await;
+    driver
+        .wait_for("the figures", ready, Duration::from_secs(20))
+        .await;
     let outline = "return document.getElementById('land').getAttribute('d').length > 1000";
-    driver.wait_for("the world outline", outline, Duration::from_secs(10)).await;
+    driver
+        .wait_for("the world outline", outline, Duration::from_secs(10))
+        .await;
     let api = api_status(&base).await;
     assert_eq!(api["counts"]["all"], 10);
     assert_eq!(api["map"]["located"], 8);
@@ -308,7 +345,11 @@ async fn status_page_shows_the_api_figures_the_map_and_the_stale_banner() {
     assert_counts_match(&fields, &api);
     assert_map_matches(&driver.run(READ_CIRCLES).await, &api);
     let banner = "return document.getElementById('banner').hidden";
-    assert_eq!(driver.run(banner).await, json!(true), "no banner while fresh");
+    assert_eq!(
+        driver.run(banner).await,
+        json!(true),
+        "no banner while fresh"
+    );
     let out = output_dir();
     driver.screenshot(&out.join("status.png")).await;
     driver.resize(390, 2400).await;

@@ -25,8 +25,16 @@ async fn page_files_are_served_with_their_types_and_cache_headers() {
     let base = t.serve().await;
     let cases = [
         ("/", "text/html; charset=utf-8", "no-cache"),
-        ("/assets/app.js", "text/javascript; charset=utf-8", "public, max-age=300"),
-        ("/assets/style.css", "text/css; charset=utf-8", "public, max-age=300"),
+        (
+            "/assets/app.js",
+            "text/javascript; charset=utf-8",
+            "public, max-age=300",
+        ),
+        (
+            "/assets/style.css",
+            "text/css; charset=utf-8",
+            "public, max-age=300",
+        ),
         ("/assets/world.svg", "image/svg+xml", "public, max-age=300"),
     ];
     for (path, content_type, cache) in cases {
