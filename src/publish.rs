@@ -8,4 +8,5 @@ pub mod http;
 pub mod logging;
 pub mod ops;
 pub mod rest;
+pub mod status;
 pub mod taxii;

@@ -31,7 +31,8 @@ pub fn router(app: Arc<App>) -> Router {
     let limited = Router::new()
         .merge(super::taxii::routes(&app))
         .merge(super::rest::routes(&app))
-        .merge(ops::routes(&app, state.clone()));
+        .merge(ops::routes(&app, state.clone()))
+        .merge(super::status::routes(&app));
     let router = Router::new()
         .merge(super::health::routes())
         .merge(limits::rate_limit(limited, http.rate_limit_per_minute))
