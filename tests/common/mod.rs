@@ -5,3 +5,4 @@ pub mod app;
 pub mod fake_abuseipdb;
 pub mod fake_geo;
 pub mod pg;
+pub mod fault_http;
