@@ -202,11 +202,20 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn check_categories(text: Option<&str>) -> Result<(), TestCaseError> {
     let (ids, tags, _repairs) = categories::parse(text);
     prop_assert!(ids.iter().all(|id| (1..=MAX_ID).contains(id)), "{ids:?}");
-    prop_assert!(ids.windows(2).all(|w| w[0] < w[1]), "not sorted/unique: {ids:?}");
-    prop_assert!(tags.windows(2).all(|w| w[0] < w[1]), "not sorted/unique: {tags:?}");
+    prop_assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "not sorted/unique: {ids:?}"
+    );
+    prop_assert!(
+        tags.windows(2).all(|w| w[0] < w[1]),
+        "not sorted/unique: {tags:?}"
+    );
     prop_assert!(tags.len() <= MAX_TAGS);
     for tag in &tags {
-        prop_assert!(!tag.is_empty() && tag.chars().count() <= MAX_TAG_CHARS, "{tag:?}");
+        prop_assert!(
+            !tag.is_empty() && tag.chars().count() <= MAX_TAG_CHARS,
+            "{tag:?}"
+        );
         prop_assert!(!tag.chars().any(char::is_control), "{tag:?}");
     }
     Ok(())
@@ -243,8 +252,8 @@ fn cursor() -> impl Strategy<Value = Cursor> {
         Just(Endpoint::Object),
         Just(Endpoint::Versions),
     ];
-    (0u8..2, endpoint, any::<u64>(), 1u64..20_000, "[a-z]{0,5}").prop_map(
-        |(c, e, a, l, kind)| Cursor {
+    (0u8..2, endpoint, any::<u64>(), 1u64..20_000, "[a-z]{0,5}").prop_map(|(c, e, a, l, kind)| {
+        Cursor {
             c,
             e,
             o: None,
@@ -254,8 +263,8 @@ fn cursor() -> impl Strategy<Value = Cursor> {
             },
             a,
             l,
-        },
-    )
+        }
+    })
 }
 
 proptest! {
@@ -344,14 +353,15 @@ fn records_in(bytes: &[u8]) -> Option<u64> {
 
 fn rows_in(dir: &std::path::Path) -> u64 {
     let conn = rusqlite::Connection::open(dir.join("source.sqlite")).unwrap();
-    conn.query_row("SELECT count(*) FROM reported_ips", [], |r| r.get::<_, i64>(0))
-        .unwrap() as u64
+    conn.query_row("SELECT count(*) FROM reported_ips", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .unwrap() as u64
 }
 
 fn csv_line() -> impl Strategy<Value = (String, bool)> {
-    let good = (any::<u32>(), 0i64..=100).prop_map(|(ip, conf)| {
-        (format!("{},{conf},\"18,22\"", Ipv4Addr::from(ip)), true)
-    });
+    let good = (any::<u32>(), 0i64..=100)
+        .prop_map(|(ip, conf)| (format!("{},{conf},\"18,22\"", Ipv4Addr::from(ip)), true));
     let bad = prop_oneof![
         "[^\\n\\r\"]{0,30}".prop_map(|junk| format!("{junk},50,")),
         any::<u32>().prop_map(|ip| format!("{}/8,50,", Ipv4Addr::from(ip))),

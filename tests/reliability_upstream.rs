@@ -137,20 +137,33 @@ async fn survives(fault: Behaviour, name: &str) -> (TestApp, FaultServer, FaultS
             .unwrap_or_else(|_| panic!("{name}: cycle {round} stalled"));
         assert_eq!(summary.error, None, "{name}");
         settle(&app).await;
-        assert_eq!(indicator_ids(&app), baseline, "{name}: round {round} lost IOCs");
+        assert_eq!(
+            indicator_ids(&app),
+            baseline,
+            "{name}: round {round} lost IOCs"
+        );
         calls.push((abuse.requests(), geo.requests()));
     }
     println!("{name}: (abuseipdb, geo) requests after each round: {calls:?}");
 
     // Nothing half-parsed was published.
     for object in app.indicators(Collection::All) {
-        assert!(object.get("x_elastic_geo_point").is_none(), "{name}: {object}");
+        assert!(
+            object.get("x_elastic_geo_point").is_none(),
+            "{name}: {object}"
+        );
     }
     // Bounded retries: per cycle at most one blacklist fetch and one failed /check,
     // and at most two failed requests per geolocation provider.
     let (abuse_calls, geo_calls) = calls[2];
-    assert!(abuse_calls <= 1 + 4 * 2, "{name}: {abuse_calls} AbuseIPDB calls");
-    assert!(geo_calls <= 4 * 3 * 2, "{name}: {geo_calls} geolocation calls");
+    assert!(
+        abuse_calls <= 1 + 4 * 2,
+        "{name}: {abuse_calls} AbuseIPDB calls"
+    );
+    assert!(
+        geo_calls <= 4 * 3 * 2,
+        "{name}: {geo_calls} geolocation calls"
+    );
     // Private addresses never left the appliance.
     for path in abuse.paths().iter().chain(geo.paths().iter()) {
         for ip in PRIVATE {
@@ -163,7 +176,11 @@ async fn survives(fault: Behaviour, name: &str) -> (TestApp, FaultServer, FaultS
     }
     let health = app.app.health.get("abuseipdb").unwrap();
     assert_eq!(health.status, Status::Degraded, "{name}: {health:?}");
-    assert_eq!(PANICS.load(Ordering::SeqCst), panics_before, "{name}: a task panicked");
+    assert_eq!(
+        PANICS.load(Ordering::SeqCst),
+        panics_before,
+        "{name}: a task panicked"
+    );
     (app, abuse, geo)
 }
 
@@ -180,9 +197,12 @@ async fn upstream_server_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_rate_limited_with_retry_after_stops_calling() {
-    let fault = Behaviour::json(429, r#"{"errors":[{"detail":"Daily rate limit","status":429}]}"#)
-        .with_header("retry-after", "86400")
-        .with_header("x-ratelimit-remaining", "0");
+    let fault = Behaviour::json(
+        429,
+        r#"{"errors":[{"detail":"Daily rate limit","status":429}]}"#,
+    )
+    .with_header("retry-after", "86400")
+    .with_header("x-ratelimit-remaining", "0");
     let (_app, abuse, geo) = survives(fault, "429").await;
     // After the first 429 of each endpoint, AbuseIPDB is not called again that day:
     // one good blacklist, one refused /check (cycle 0), one refused blacklist (cycle 1).
@@ -204,7 +224,11 @@ async fn upstream_rejects_the_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_malformed_json() {
     survives(Behaviour::json(200, r#"{"data": ["#), "malformed").await;
-    survives(Behaviour::json(200, r#"{"data": {"ipAddress": 7}}"#), "wrong shape").await;
+    survives(
+        Behaviour::json(200, r#"{"data": {"ipAddress": 7}}"#),
+        "wrong shape",
+    )
+    .await;
     survives(Behaviour::json(200, "null"), "null").await;
 }
 

@@ -96,7 +96,10 @@ fn bad_credentials() -> Vec<Option<(&'static str, String)>> {
 async fn taxii_error(response: reqwest::Response, status: u16, context: &str) -> Value {
     assert_eq!(response.status().as_u16(), status, "{context}");
     assert_eq!(
-        response.headers().get(CONTENT_TYPE).map(|v| v.to_str().unwrap()),
+        response
+            .headers()
+            .get(CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap()),
         Some(TAXII),
         "{context}"
     );
@@ -211,49 +214,131 @@ async fn malformed_queries_paths_and_methods_get_the_right_taxii_error() {
         (Method::GET, format!("{ALL}/objects/?limit=1&limit=2"), 400),
         (Method::GET, format!("{ALL}/objects/?limit=1&limit=1"), 400),
         // added_after
-        (Method::GET, format!("{ALL}/objects/?added_after=yesterday"), 400),
-        (Method::GET, format!("{ALL}/objects/?added_after="), 400),
-        (Method::GET, format!("{ALL}/objects/?added_after=2026-13-45T00:00:00Z"), 400),
-        (Method::GET, format!("{ALL}/objects/?added_after=2026-01-01"), 400),
-        (Method::GET, format!("{ALL}/objects/?added_after=1700000000"), 400),
         (
             Method::GET,
-            format!("{ALL}/objects/?added_after=2026-01-01T00:00:00Z&added_after=2026-01-02T00:00:00Z"),
+            format!("{ALL}/objects/?added_after=yesterday"),
+            400,
+        ),
+        (Method::GET, format!("{ALL}/objects/?added_after="), 400),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?added_after=2026-13-45T00:00:00Z"),
+            400,
+        ),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?added_after=2026-01-01"),
+            400,
+        ),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?added_after=1700000000"),
+            400,
+        ),
+        (
+            Method::GET,
+            format!(
+                "{ALL}/objects/?added_after=2026-01-01T00:00:00Z&added_after=2026-01-02T00:00:00Z"
+            ),
             400,
         ),
         // match[...]
-        (Method::GET, format!("{ALL}/objects/?match[version]=bogus"), 400),
-        (Method::GET, format!("{ALL}/objects/?match[version]=all,first"), 400),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?match[version]=bogus"),
+            400,
+        ),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?match[version]=all,first"),
+            400,
+        ),
         (Method::GET, format!("{ALL}/objects/?match[id]="), 400),
         (Method::GET, format!("{ALL}/objects/?match[id]=a,,b"), 400),
-        (Method::GET, format!("{ALL}/objects/?match[type]=indicator,indicator"), 400),
-        (Method::GET, format!("{ALL}/objects/?match[type]=a&match[type]=b"), 400),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?match[type]=indicator,indicator"),
+            400,
+        ),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?match[type]=a&match[type]=b"),
+            400,
+        ),
         (Method::GET, format!("{ALL}/objects/?%ZZ=1"), 400),
         (Method::GET, format!("{ALL}/objects/?limit=%FF%FE"), 400),
         // next tokens
         (Method::GET, format!("{ALL}/objects/?next="), 400),
         (Method::GET, format!("{ALL}/objects/?next=garbage"), 400),
         (Method::GET, format!("{ALL}/objects/?next=a.b"), 400),
-        (Method::GET, format!("{ALL}/objects/?next={}", tamper(&next)), 400),
-        (Method::GET, format!("{ALL}/objects/?next={}", &next[..next.len() - 4]), 400),
-        (Method::GET, format!("{ALL}/objects/?next={}", &next[..next.len() / 2]), 400),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?next={}", tamper(&next)),
+            400,
+        ),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?next={}", &next[..next.len() - 4]),
+            400,
+        ),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?next={}", &next[..next.len() / 2]),
+            400,
+        ),
         (Method::GET, format!("{ALL}/objects/?next={next}x"), 400),
         (Method::GET, format!("{HIGH}/objects/?next={next}"), 400),
         (Method::GET, format!("{ALL}/manifest/?next={next}"), 400),
-        (Method::GET, format!("{ALL}/objects/?next={manifest_next}"), 400),
-        (Method::GET, format!("{ALL}/objects/{indicator}/?next={next}"), 400),
-        (Method::GET, format!("{ALL}/objects/?next={next}&match[type]=identity"), 400),
-        (Method::GET, format!("{ALL}/objects/?next={next}&next={next}"), 400),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?next={manifest_next}"),
+            400,
+        ),
+        (
+            Method::GET,
+            format!("{ALL}/objects/{indicator}/?next={next}"),
+            400,
+        ),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?next={next}&match[type]=identity"),
+            400,
+        ),
+        (
+            Method::GET,
+            format!("{ALL}/objects/?next={next}&next={next}"),
+            400,
+        ),
         // paths
         (Method::GET, "/taxii2/iocs/collections/nope/".into(), 404),
-        (Method::GET, "/taxii2/iocs/collections/nope/objects/".into(), 404),
-        (Method::GET, "/taxii2/iocs/collections/%00/objects/".into(), 404),
+        (
+            Method::GET,
+            "/taxii2/iocs/collections/nope/objects/".into(),
+            404,
+        ),
+        (
+            Method::GET,
+            "/taxii2/iocs/collections/%00/objects/".into(),
+            404,
+        ),
         (Method::GET, format!("{ALL}/objects/not-an-id/"), 404),
-        (Method::GET, format!("{ALL}/objects/indicator--00000000-0000-0000-0000-000000000000/"), 404),
+        (
+            Method::GET,
+            format!("{ALL}/objects/indicator--00000000-0000-0000-0000-000000000000/"),
+            404,
+        ),
         (Method::GET, format!("{ALL}/objects/{long_id}/"), 404),
         (Method::GET, format!("{ALL}/objects/%27%20OR%201=1--/"), 404),
-        (Method::GET, format!("{ALL}/objects/..%2F..%2Fetc%2Fpasswd/"), 404),
-        (Method::GET, format!("{ALL}/objects/{indicator}/versions/extra/"), 404),
+        (
+            Method::GET,
+            format!("{ALL}/objects/..%2F..%2Fetc%2Fpasswd/"),
+            404,
+        ),
+        (
+            Method::GET,
+            format!("{ALL}/objects/{indicator}/versions/extra/"),
+            404,
+        ),
         (Method::GET, "/taxii2/iocs/status/x/".into(), 404),
         (Method::GET, "/taxii2/other-root/".into(), 404),
         // methods
@@ -263,7 +348,11 @@ async fn malformed_queries_paths_and_methods_get_the_right_taxii_error() {
         (Method::PATCH, "/taxii2/".into(), 405),
         (Method::DELETE, format!("{ALL}/"), 405),
         (Method::POST, format!("{ALL}/manifest/"), 405),
-        (Method::PUT, format!("{ALL}/objects/{indicator}/versions/"), 405),
+        (
+            Method::PUT,
+            format!("{ALL}/objects/{indicator}/versions/"),
+            405,
+        ),
         (Method::POST, "/taxii2/iocs/collections/".into(), 405),
     ];
     for (method, path, status) in cases {
@@ -285,7 +374,11 @@ async fn malformed_queries_paths_and_methods_get_the_right_taxii_error() {
 async fn huge_limits_are_clamped_and_unknown_parameters_ignored() {
     let (_app, base) = served(5).await;
     let client = http_client();
-    for limit in ["99999999999999999999999999", "18446744073709551615", "10001"] {
+    for limit in [
+        "99999999999999999999999999",
+        "18446744073709551615",
+        "10001",
+    ] {
         let response = client
             .get(format!("{base}{ALL}/objects/?limit={limit}"))
             .bearer_auth(KEY)
@@ -295,11 +388,17 @@ async fn huge_limits_are_clamped_and_unknown_parameters_ignored() {
         assert_eq!(response.status(), 200, "limit={limit}");
         let body: Value = response.json().await.unwrap();
         // 5 indicators, the identity and the TLP marking.
-        assert_eq!(body["objects"].as_array().unwrap().len(), 7, "limit={limit}");
+        assert_eq!(
+            body["objects"].as_array().unwrap().len(),
+            7,
+            "limit={limit}"
+        );
         assert_eq!(body["more"], false);
     }
     let response = client
-        .get(format!("{base}{ALL}/objects/?match[color]=red&foo=bar&limit=2"))
+        .get(format!(
+            "{base}{ALL}/objects/?match[color]=red&foo=bar&limit=2"
+        ))
         .bearer_auth(KEY)
         .send()
         .await
@@ -313,7 +412,9 @@ async fn oversized_queries_and_bodies_are_bounded() {
     let client = http_client();
     let mut statuses = Vec::new();
     for size in [8 * 1024, 60 * 1024, 200 * 1024, 2 * 1024 * 1024] {
-        let ids: Vec<String> = (0..size / 20).map(|i| format!("indicator--{i:08}")).collect();
+        let ids: Vec<String> = (0..size / 20)
+            .map(|i| format!("indicator--{i:08}"))
+            .collect();
         let ids = ids.join(",");
         let url = format!("{base}{ALL}/objects/?match[id]={ids}");
         let response = client.get(url).bearer_auth(KEY).send().await;
@@ -336,7 +437,10 @@ async fn oversized_queries_and_bodies_are_bounded() {
     // Long `match[id]` lists are legitimate; beyond hyper's 64 KiB request head the
     // connection is closed before any handler runs (status 0 here).
     assert_eq!(statuses[0].1, 200, "{statuses:?}");
-    assert!(statuses.iter().all(|(_, s)| *s == 0 || *s < 500), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|(_, s)| *s == 0 || *s < 500),
+        "{statuses:?}"
+    );
 
     let body = vec![b'x'; 20 * 1024 * 1024];
     let response = client

@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod dirty_rows;
 pub mod fake_abuseipdb;
 pub mod fake_geo;
-pub mod pg;
 pub mod fault_http;
+pub mod pg;
+pub mod pg_stoppable;
