@@ -78,7 +78,10 @@ fn check_walk(seen: &[(String, String)]) -> Result<(), String> {
         versions.entry(id).or_default().push(modified);
     }
     if versions.len() < ROWS {
-        return Err(format!("a walk saw {} of {ROWS} indicators", versions.len()));
+        return Err(format!(
+            "a walk saw {} of {ROWS} indicators",
+            versions.len()
+        ));
     }
     for (id, mods) in versions {
         let mut distinct = mods.clone();
@@ -160,7 +163,11 @@ async fn run(duration: Duration) {
     }
     total.cycles = refresher.await.unwrap();
     report(&mut total, duration);
-    assert!(total.errors.is_empty(), "{:?}", &total.errors[..total.errors.len().min(5)]);
+    assert!(
+        total.errors.is_empty(),
+        "{:?}",
+        &total.errors[..total.errors.len().min(5)]
+    );
     assert!(total.cycles >= 2, "only {} cycles", total.cycles);
     assert!(total.walks >= CLIENTS, "only {} walks", total.walks);
 }
