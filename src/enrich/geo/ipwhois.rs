@@ -57,9 +57,12 @@ struct Connection {
     org: Option<String>,
 }
 
+/// `success` is in every documented answer; a body without it is not an answer about the
+/// address (a proxy page, another API), so it fails to decode instead of reading as
+/// "unknown" and being cached as a negative result.
 #[derive(Debug, Deserialize)]
 struct Body {
-    success: Option<bool>,
+    success: bool,
     country: Option<String>,
     country_code: Option<String>,
     city: Option<String>,
@@ -84,7 +87,7 @@ fn asn(value: &Value) -> Option<u32> {
 
 impl Body {
     fn location(self) -> Option<Location> {
-        if self.success == Some(false) {
+        if !self.success {
             return None;
         }
         let conn = self.connection.unwrap_or_default();
