@@ -100,7 +100,16 @@ impl Snapshot {
         let Some(value) = self.objects.get(key).map_err(StoreError::from)? else {
             return Ok(None);
         };
-        match IndexValue::decode(value.value()) {
+        // A high-confidence object identical to its `all` version is stored as a reference.
+        let target = match tables::decode_reference(value.value()) {
+            Some(all_added) => self
+                .objects
+                .get((Collection::All.code(), all_added))
+                .map_err(StoreError::from)?,
+            None => None,
+        };
+        let bytes = target.as_ref().map_or(value.value(), |t| t.value());
+        match IndexValue::decode(bytes) {
             Some(index) => use_bytes(index.object).map(Some),
             None => Ok(None),
         }
