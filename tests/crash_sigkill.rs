@@ -11,7 +11,7 @@ use abuseipdb_ioc::ioc::Collection;
 use abuseipdb_ioc::source::sqlite::EmbeddedSource;
 use abuseipdb_ioc::store::Store;
 
-const ROWS: u32 = 20_000;
+const ROWS: u32 = 8_000;
 
 fn preprocess(dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_abuseipdb-ioc"));
@@ -67,7 +67,10 @@ fn sigkill_during_a_cycle_leaves_the_previous_snapshot_intact() {
 
     let mut confidence = 90;
     let mut completed = first.clone();
-    for delay_ms in [20, 80, 150, 250, 400, 700] {
+    // Twenty kills spread over the cycle: before the source is read, while rows stream,
+    // while the snapshot is written, around the commit, and after it.
+    let delays = (0..20u64).map(|i| 10 + i * i * 9);
+    for delay_ms in delays {
         confidence = if confidence == 90 { 91 } else { 90 };
         fill(dir.path(), confidence);
         let mut child = preprocess(dir.path()).spawn().unwrap();
