@@ -130,6 +130,19 @@ pub struct IocFacts {
 }
 
 impl IocFacts {
+    /// The country: the geolocation's, else the one AbuseIPDB reported.
+    pub fn country_code(&self) -> Option<&str> {
+        let located = self
+            .location
+            .as_ref()
+            .and_then(|l| l.country_code.as_deref());
+        located.or_else(|| {
+            self.external
+                .as_ref()
+                .and_then(|e| e.country_code.as_deref())
+        })
+    }
+
     pub fn sources(&self) -> Sources {
         match (self.local.is_some(), self.external.is_some()) {
             (true, true) => Sources::Both,

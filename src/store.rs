@@ -132,7 +132,7 @@ impl Store {
             })?;
         }
         let db = Database::builder()
-            .set_cache_size(64 * 1024 * 1024)
+            .set_cache_size(128 * 1024 * 1024)
             .create(path)
             .map_err(|e| StoreError::Open {
                 path: path.display().to_string(),
@@ -169,7 +169,7 @@ impl Store {
                     meta.insert(tables::META_FORMAT, version.as_bytes())?;
                 }
             }
-            txn.open_table(tables::RECORDS)?;
+            rebuild_prefixes(&txn)?;
             txn.open_table(tables::OBJECTS)?;
             txn.open_table(tables::EPISODE_IDS)?;
             txn.open_table(tables::BLACKLIST)?;
@@ -222,6 +222,7 @@ impl Store {
         let (report, meta) = {
             let tables = writer::Tables {
                 records: txn.open_table(tables::RECORDS)?,
+                prefixes: txn.open_table(tables::PREFIXES)?,
                 objects: txn.open_table(tables::OBJECTS)?,
                 episodes: txn.open_table(tables::EPISODE_IDS)?,
                 blacklist: txn.open_table(tables::BLACKLIST)?,
@@ -500,4 +501,20 @@ fn resolve(
             .map(|v| v.value().to_vec())),
         None => Ok(Some(value.value().to_vec())),
     }
+}
+
+/// Fills the prefix table from the records of a state file written before it existed.
+fn rebuild_prefixes(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let records = txn.open_table(tables::RECORDS)?;
+    let mut prefixes = txn.open_table(tables::PREFIXES)?;
+    if !prefixes.is_empty()? || records.is_empty()? {
+        return Ok(());
+    }
+    for item in records.iter()? {
+        let (key, value) = item?;
+        if let Some((prefix, _)) = RecordPrefix::split(value.value()) {
+            prefixes.insert(key.value(), prefix.to_bytes())?;
+        }
+    }
+    Ok(())
 }

@@ -14,6 +14,12 @@ pub const FORMAT_VERSION: u32 = 1;
 /// IOC key → [`RecordPrefix`] bytes followed by the record as JSON.
 pub const RECORDS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("records");
 
+/// IOC key → [`RecordPrefix`] alone. The same bytes head every `RECORDS` value; this small
+/// table is what a cycle reads for every row ("unchanged?") and sweeps in full, so those
+/// reads stay in the page cache instead of paging through the large JSON records.
+pub const PREFIXES: TableDefinition<[u8; 16], [u8; RecordPrefix::LEN]> =
+    TableDefinition::new("record_prefixes");
+
 /// (collection code, `date_added` in µs) → [`IndexValue`] bytes. The TAXII collections are
 /// range scans over this table: keys are unique and strictly increasing per collection.
 pub const OBJECTS: TableDefinition<(u8, u64), &[u8]> = TableDefinition::new("objects");
@@ -91,6 +97,18 @@ impl RecordPrefix {
         out.push(self.flags);
         out.push(self.confidence);
         out.extend_from_slice(&self.country);
+    }
+
+    pub fn to_bytes(&self) -> [u8; Self::LEN] {
+        let mut out = Vec::with_capacity(Self::LEN);
+        self.encode(&mut out);
+        out.try_into().expect("the prefix encodes to LEN bytes")
+    }
+
+    pub fn from_bytes(bytes: &[u8; Self::LEN]) -> RecordPrefix {
+        RecordPrefix::split(bytes)
+            .map(|(prefix, _)| prefix)
+            .expect("LEN bytes always hold a prefix")
     }
 
     /// Splits a stored value into its prefix and JSON body; `None` for a damaged value.

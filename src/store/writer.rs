@@ -119,6 +119,7 @@ pub enum Outcome {
 
 pub(super) struct Tables<'t> {
     pub records: Table<'t, [u8; 16], &'static [u8]>,
+    pub prefixes: Table<'t, [u8; 16], [u8; RecordPrefix::LEN]>,
     pub objects: Table<'t, (u8, u64), &'static [u8]>,
     pub episodes: Table<'t, [u8; 16], [u8; 16]>,
     pub blacklist: Table<'t, [u8; 16], &'static [u8]>,
@@ -183,8 +184,8 @@ impl<'t> Writer<'t> {
     /// # Errors
     /// Storage failures.
     pub fn prefix(&self, key: IocKey) -> Result<Option<RecordPrefix>, StoreError> {
-        let value = self.tables.records.get(key.0)?;
-        Ok(value.and_then(|v| RecordPrefix::split(v.value()).map(|(p, _)| p)))
+        let value = self.tables.prefixes.get(key.0)?;
+        Ok(value.map(|v| RecordPrefix::from_bytes(&v.value())))
     }
 
     /// The stored record of a key.
@@ -241,10 +242,8 @@ impl<'t> Writer<'t> {
     ) -> Result<Outcome, StoreError> {
         self.seen.insert(key);
         let now_us = self.params.now.as_microsecond();
-        let unchanged = self.tables.records.get(key.0)?.is_some_and(|value| {
-            RecordPrefix::split(value.value()).is_some_and(|(prefix, _)| {
-                prefix.hash == hash && prefix.deadline_us > now_us && prefix.has(flags::ACTIVE)
-            })
+        let unchanged = self.prefix(key)?.is_some_and(|prefix| {
+            prefix.hash == hash && prefix.deadline_us > now_us && prefix.has(flags::ACTIVE)
         });
         if unchanged {
             self.report.unchanged += 1;
@@ -289,7 +288,7 @@ impl<'t> Writer<'t> {
             spellings,
             entries: Vec::new(),
         });
-        self.purge_retained(key, &mut record)?;
+        self.purge_retained(&mut record)?;
 
         let want_high = facts.confidence >= self.params.high_threshold;
         let new_episode = self.needs_new_episode(&record, want_high);
@@ -397,7 +396,7 @@ impl<'t> Writer<'t> {
     }
 
     /// Drops revoked objects whose retention ended.
-    fn purge_retained(&mut self, key: IocKey, record: &mut StoredRecord) -> Result<(), StoreError> {
+    fn purge_retained(&mut self, record: &mut StoredRecord) -> Result<(), StoreError> {
         let limit = self
             .params
             .now
@@ -410,7 +409,7 @@ impl<'t> Writer<'t> {
         record.entries = kept;
         for entry in &gone {
             self.remove_object(entry)?;
-            self.forget_episode(key, record, entry.episode)?;
+            self.forget_episode(record, entry.episode)?;
             self.report.purged += 1;
         }
         Ok(())
@@ -419,25 +418,19 @@ impl<'t> Writer<'t> {
     fn purge(&mut self, key: IocKey, record: &StoredRecord) -> Result<(), StoreError> {
         for entry in &record.entries {
             self.remove_object(entry)?;
-            self.forget_episode(key, record, entry.episode)?;
+            self.forget_episode(record, entry.episode)?;
         }
-        self.tables.records.remove(key.0)?;
+        self.remove_record(key)?;
         Ok(())
     }
 
-    fn forget_episode(
-        &mut self,
-        key: IocKey,
-        record: &StoredRecord,
-        episode: u32,
-    ) -> Result<(), StoreError> {
+    fn forget_episode(&mut self, record: &StoredRecord, episode: u32) -> Result<(), StoreError> {
         let still_used =
             record.episode == episode || record.entries.iter().any(|e| e.episode == episode);
         if episode > 0 && !still_used {
             let uuid = record.episode_uuid(episode);
             self.tables.episodes.remove(*uuid.as_bytes())?;
         }
-        let _ = key;
         Ok(())
     }
 
@@ -492,6 +485,12 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
+    fn remove_record(&mut self, key: IocKey) -> Result<(), StoreError> {
+        self.tables.records.remove(key.0)?;
+        self.tables.prefixes.remove(key.0)?;
+        Ok(())
+    }
+
     fn write_record(
         &mut self,
         key: IocKey,
@@ -503,6 +502,7 @@ impl<'t> Writer<'t> {
         prefix.encode(&mut value);
         serde_json::to_writer(&mut value, record).map_err(|e| StoreError::Encode(e.to_string()))?;
         self.tables.records.insert(key.0, value.as_slice())?;
+        self.tables.prefixes.insert(key.0, prefix.to_bytes())?;
         Ok(())
     }
 
@@ -561,13 +561,10 @@ impl<'t> Writer<'t> {
     pub fn sweep(&mut self) -> Result<(), StoreError> {
         let now_us = self.params.now.as_microsecond();
         let mut work = Vec::new();
-        for item in self.tables.records.iter()? {
+        for item in self.tables.prefixes.iter()? {
             let (key, value) = item?;
             let key = IocKey(key.value());
-            let Some((prefix, _)) = RecordPrefix::split(value.value()) else {
-                work.push(key);
-                continue;
-            };
+            let prefix = RecordPrefix::from_bytes(&value.value());
             let orphaned =
                 !self.seen.contains(&key) && prefix.has(flags::LOCAL) && prefix.has(flags::ACTIVE);
             if orphaned || prefix.deadline_us <= now_us {
@@ -587,11 +584,11 @@ impl<'t> Writer<'t> {
             return Ok(());
         };
         let Some((prefix, _)) = RecordPrefix::split(&value) else {
-            self.tables.records.remove(key.0)?;
+            self.remove_record(key)?;
             return Ok(());
         };
         let Some(mut record) = decode_record(&value) else {
-            self.tables.records.remove(key.0)?;
+            self.remove_record(key)?;
             return Ok(());
         };
         let valid_until = record
@@ -607,9 +604,9 @@ impl<'t> Writer<'t> {
         if !self.seen.contains(&key) && prefix.has(flags::LOCAL) {
             self.revoke_active(&mut record)?;
         }
-        self.purge_retained(key, &mut record)?;
+        self.purge_retained(&mut record)?;
         if record.entries.is_empty() {
-            self.tables.records.remove(key.0)?;
+            self.remove_record(key)?;
             return Ok(());
         }
         self.write_record(key, &record, prefix.hash)?;
@@ -664,14 +661,13 @@ impl<'t> Writer<'t> {
     /// local evidence; used to refuse publishing an accidental empty read of the source.
     pub fn unseen_local(&self) -> Result<u64, StoreError> {
         let mut count = 0;
-        for item in self.tables.records.iter()? {
+        for item in self.tables.prefixes.iter()? {
             let (key, value) = item?;
             if self.seen.contains(&IocKey(key.value())) {
                 continue;
             }
-            if RecordPrefix::split(value.value())
-                .is_some_and(|(p, _)| p.has(flags::LOCAL) && p.has(flags::ACTIVE))
-            {
+            let prefix = RecordPrefix::from_bytes(&value.value());
+            if prefix.has(flags::LOCAL) && prefix.has(flags::ACTIVE) {
                 count += 1;
             }
         }
@@ -693,16 +689,7 @@ fn same_object_in_all(record: &StoredRecord, entry: &Entry) -> Option<u64> {
 }
 
 fn country_bytes(facts: &IocFacts) -> [u8; 2] {
-    let code = facts
-        .location
-        .as_ref()
-        .and_then(|l| l.country_code.as_deref())
-        .or_else(|| {
-            facts
-                .external
-                .as_ref()
-                .and_then(|e| e.country_code.as_deref())
-        });
+    let code = facts.country_code();
     match code.map(str::as_bytes) {
         Some([a, b]) if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
             [a.to_ascii_uppercase(), b.to_ascii_uppercase()]
@@ -711,7 +698,7 @@ fn country_bytes(facts: &IocFacts) -> [u8; 2] {
     }
 }
 
-pub(super) fn decode_record(value: &[u8]) -> Option<StoredRecord> {
+pub fn decode_record(value: &[u8]) -> Option<StoredRecord> {
     let (_, body) = RecordPrefix::split(value)?;
     serde_json::from_slice(body).ok()
 }

@@ -13,6 +13,7 @@ use super::params::Selection;
 use crate::ioc::{Collection, IocKey};
 use crate::store::record::{Entry, StoredRecord};
 use crate::store::tables::{self, IndexValue, RecordPrefix, flags};
+use crate::store::writer::decode_record;
 use crate::store::{Store, StoreError};
 
 /// A record that passed the selection, with its active entry in the selected collection.
@@ -84,7 +85,7 @@ impl Snapshot {
     /// Storage failures.
     pub fn record(&self, key: IocKey) -> Result<Option<StoredRecord>, StoreError> {
         let value = self.records.get(key.0)?;
-        Ok(value.and_then(|v| decode(v.value())))
+        Ok(value.and_then(|v| decode_record(v.value())))
     }
 
     /// Calls `use_bytes` with the stored STIX object of an entry (absent after a purge).
@@ -123,7 +124,7 @@ fn keep(selection: &Selection, key: IocKey, value: &[u8]) -> Option<Selected> {
     if !prefix_keeps(selection, &prefix) {
         return None;
     }
-    let record = decode(value)?;
+    let record = decode_record(value)?;
     let entry = record.active(selection.collection())?.clone();
     let facts = &record.facts;
     let kept = selection.family.keeps(facts.addr)
@@ -145,22 +146,7 @@ fn prefix_keeps(selection: &Selection, prefix: &RecordPrefix) -> bool {
     prefix.has(active) && prefix.confidence >= selection.min_confidence
 }
 
-fn decode(value: &[u8]) -> Option<StoredRecord> {
-    let (_, body) = RecordPrefix::split(value)?;
-    serde_json::from_slice(body).ok()
-}
-
 /// The country of a record: the geolocation's, else the one AbuseIPDB reported.
 pub fn country(record: &StoredRecord) -> Option<&str> {
-    let facts = &record.facts;
-    facts
-        .location
-        .as_ref()
-        .and_then(|l| l.country_code.as_deref())
-        .or_else(|| {
-            facts
-                .external
-                .as_ref()
-                .and_then(|e| e.country_code.as_deref())
-        })
+    record.facts.country_code()
 }
