@@ -36,7 +36,7 @@ cleanup() {
 trap cleanup EXIT
 
 export DATA_DIR=$work/data GEO_PROVIDERS=none LOG_LEVEL=warn AUTO_START_PROCESSING=false
-export API_PORT=$port IOC_PROCESSING_INTERVAL=86400 PREPROCESSING_TTL=86400
+export API_PORT=$port IOC_PROCESSING_INTERVAL=86400 PREPROCESSING_TTL=86400 API_RATE_LIMIT=0
 python3 - "$n" > "$work/rows.csv" <<'PY'
 import sys
 n = int(sys.argv[1])
