@@ -238,7 +238,7 @@ impl Drop for PgCluster {
 }
 
 /// `pg_config --bindir` when it holds `initdb`, else the newest `/usr/lib/postgresql/*/bin`.
-fn server_binaries() -> Option<PathBuf> {
+pub fn server_binaries() -> Option<PathBuf> {
     let from_pg_config = Command::new("pg_config")
         .arg("--bindir")
         .output()
@@ -274,7 +274,7 @@ fn server_command(as_root: bool, program: &Path) -> Command {
     command
 }
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -293,7 +293,7 @@ fn checked(command: &mut Command) -> Output {
     out
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     listener.local_addr().expect("bound address").port()
 }

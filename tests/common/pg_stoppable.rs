@@ -4,10 +4,12 @@
 //! Commits are synchronous: an immediate stop after `synchronous_commit=off` loses the last
 //! transactions, which would turn a test's table empty behind its back.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use sqlx::{Connection, PgConnection};
+
+use super::pg::{free_port, is_root, server_binaries};
 
 pub struct StoppableCluster {
     bin: PathBuf,
@@ -131,42 +133,4 @@ fn run(command: &mut Command) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn server_binaries() -> Option<PathBuf> {
-    let from_pg_config = Command::new("pg_config")
-        .arg("--bindir")
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
-    if let Some(bin) = from_pg_config.filter(|bin| bin.join("pg_ctl").exists()) {
-        return Some(bin);
-    }
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| Some(e.ok()?.path().join("bin")))
-        .filter(|bin| bin.join("pg_ctl").exists())
-        .collect();
-    found.sort_by_key(|bin| version_of(bin));
-    found.pop()
-}
-
-fn version_of(bin: &Path) -> u32 {
-    bin.parent()
-        .and_then(Path::file_name)
-        .and_then(|n| n.to_str()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
