@@ -226,6 +226,7 @@ async fn ask_refresh(settings: &Settings) -> Option<i32> {
             );
             0
         }
+        401 | 403 if settings.http.api_keys.is_empty() => request_by_file(settings),
         _ => {
             eprintln!(
                 "the running server refused the refresh ({status}): {}",
@@ -234,6 +235,29 @@ async fn ask_refresh(settings: &Settings) -> Option<i32> {
             1
         }
     })
+}
+
+/// Without an API key the HTTP refresh is refused; the worker also takes requests through a
+/// file in the data directory.
+fn request_by_file(settings: &Settings) -> i32 {
+    match crate::pipeline::worker::request_refresh(&settings.data_dir) {
+        Ok(()) => {
+            println!(
+                "asked the running server to refresh through {} (no API key is configured for POST /api/v1/refresh)",
+                settings
+                    .data_dir
+                    .join(crate::pipeline::worker::REFRESH_REQUEST)
+                    .display()
+            );
+            0
+        }
+        Err(err) => {
+            eprintln!(
+                "the running server needs an API key to refresh, and the request file could not be written: {err}"
+            );
+            1
+        }
+    }
 }
 
 async fn preprocess_here(settings: Settings) -> i32 {

@@ -279,3 +279,28 @@ async fn a_restart_serves_the_same_bytes_without_reprocessing() {
     assert_eq!(t.objects(Collection::All), before);
     assert_eq!(t.app.store.snapshot().counts.indicators, 10);
 }
+
+#[tokio::test]
+async fn a_request_file_makes_the_worker_refresh() {
+    let t = TestApp::new();
+    t.report("198.51.100.99", 90);
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(abuseipdb_ioc::pipeline::worker::run(
+        t.app.pipeline.clone(),
+        stop_rx,
+    ));
+    abuseipdb_ioc::pipeline::worker::request_refresh(&t.app.settings.data_dir).unwrap();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while t.app.store.generation() == 0 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(t.app.store.generation(), 1, "the request was served once");
+    assert_eq!(t.app.store.snapshot().counts.indicators, 1);
+    let request = t
+        .app
+        .settings
+        .data_dir
+        .join(abuseipdb_ioc::pipeline::worker::REFRESH_REQUEST);
+    assert!(!request.exists(), "the request is consumed");
+}
