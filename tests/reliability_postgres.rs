@@ -18,14 +18,7 @@ use sqlx::{Executor, PgConnection};
 
 const OBJECTS: &str = "/taxii2/iocs/collections/ioc-indicators/objects/";
 
-const CREATE: &str = "CREATE TABLE reported_ips (
-    ip_address varchar(45) PRIMARY KEY,
-    reported_at timestamptz NOT NULL,
-    report_id varchar(255),
-    categories jsonb,
-    confidence integer,
-    created_at timestamptz DEFAULT now()
-)";
+use common::pg::REPORTED_IPS_DDL as CREATE;
 
 /// A cluster with database `soc` holding an empty `reported_ips`.
 async fn cluster() -> StoppableCluster {

@@ -20,6 +20,16 @@ use tokio::sync::OnceCell;
 const HOW_TO_GET_ONE: &str =
     "install the PostgreSQL server (apt-get install postgresql) or set TEST_DATABASE_URL";
 
+/// `reported_ips` exactly as the specification describes it.
+pub const REPORTED_IPS_DDL: &str = "CREATE TABLE reported_ips (
+    ip_address varchar(45) PRIMARY KEY,
+    reported_at timestamptz NOT NULL,
+    report_id varchar(255),
+    categories jsonb,
+    confidence integer,
+    created_at timestamptz DEFAULT now()
+)";
+
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs `postgres` in the background until the test process ($4) is gone or `$2/stop`
@@ -193,18 +203,9 @@ impl PgCluster {
     /// Creates `reported_ips` in `db` exactly as the specification describes it.
     pub async fn create_reported_ips(&self, db: &str) {
         let mut conn = self.admin(db).await;
-        conn.execute(
-            "CREATE TABLE reported_ips (
-                ip_address varchar(45) PRIMARY KEY,
-                reported_at timestamptz NOT NULL,
-                report_id varchar(255),
-                categories jsonb,
-                confidence integer,
-                created_at timestamptz DEFAULT now()
-            )",
-        )
-        .await
-        .expect("CREATE TABLE reported_ips");
+        conn.execute(REPORTED_IPS_DDL)
+            .await
+            .expect("CREATE TABLE reported_ips");
     }
 
     /// Creates a login role that may only read `reported_ips` in `db`; returns its URL.
