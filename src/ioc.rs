@@ -42,6 +42,32 @@ impl IocKey {
     }
 }
 
+/// Hashes an [`IocKey`] by its first eight bytes: keys are SHA-1 output, already uniform,
+/// so the sets and maps a cycle keeps over every key need no further mixing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut word = [0u8; 8];
+        let n = bytes.len().min(8);
+        word[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(17) ^ u64::from_le_bytes(word);
+    }
+}
+
+pub type KeyHashing = std::hash::BuildHasherDefault<KeyHasher>;
+
+/// A set of IOC keys (see [`KeyHasher`]).
+pub type KeySet = std::collections::HashSet<IocKey, KeyHashing>;
+
+/// A map keyed by IOC keys (see [`KeyHasher`]).
+pub type KeyMap<V> = std::collections::HashMap<IocKey, V, KeyHashing>;
+
 /// Which sources reported the address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -165,6 +191,11 @@ impl Collection {
 
     pub fn code(self) -> u8 {
         self as u8
+    }
+
+    /// The collection of a stored [`Collection::code`].
+    pub fn from_code(code: u8) -> Option<Collection> {
+        Collection::EVERY.into_iter().find(|c| c.code() == code)
     }
 
     /// Fixed TAXII collection id (a UUIDv4, as TAXII requires).

@@ -5,6 +5,7 @@
 //! reader sees a committed snapshot, never a partial one. redb calls block, so async callers
 //! run them with `tokio::task::spawn_blocking`.
 
+pub mod codec;
 pub mod record;
 pub mod tables;
 pub mod writer;
@@ -21,12 +22,12 @@ use jiff::Timestamp;
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use serde::{Deserialize, Serialize};
 
-use crate::ioc::{Collection, IocKey};
+use crate::ioc::{Collection, IocKey, KeySet};
 use record::StoredRecord;
 use tables::{IndexValue, RecordPrefix};
 pub use writer::{
-    EnrichmentBytes, Outcome, PublishParams, PublishReport, Render, SnapshotCounts, StaticObject,
-    Version, Writer,
+    EnrichmentBytes, Fingerprint, Outcome, PublishParams, PublishReport, Render, SnapshotCounts,
+    StaticObject, Version, Writer,
 };
 
 /// How many finished cycles are kept for stats and the status page.
@@ -155,21 +156,23 @@ impl Store {
     fn initialise(&self) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
         {
-            let mut meta = txn.open_table(tables::META)?;
-            let format = meta
+            let format = txn
+                .open_table(tables::META)?
                 .get(tables::META_FORMAT)?
                 .and_then(|v| serde_json::from_slice::<u32>(v.value()).ok());
             match format {
+                Some(1) => upgrade_from_v1(&txn)?,
                 Some(found) if found != tables::FORMAT_VERSION => {
                     return Err(StoreError::Format { found });
                 }
-                Some(_) => {}
-                None => {
-                    let version = tables::FORMAT_VERSION.to_string();
-                    meta.insert(tables::META_FORMAT, version.as_bytes())?;
-                }
+                _ => {}
             }
-            rebuild_prefixes(&txn)?;
+            let version = tables::FORMAT_VERSION.to_string();
+            txn.open_table(tables::META)?
+                .insert(tables::META_FORMAT, version.as_bytes())?;
+            txn.open_table(tables::RECORDS)?;
+            txn.open_table(tables::PREFIXES)?;
+            txn.open_table(tables::ENRICHED)?;
             txn.open_table(tables::OBJECTS)?;
             txn.open_table(tables::EPISODE_IDS)?;
             txn.open_table(tables::BLACKLIST)?;
@@ -219,6 +222,7 @@ impl Store {
         let mut txn = self.db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         let previous = self.snapshot();
+        let enriched = take_enriched(&txn)?;
         let (report, meta) = {
             let tables = writer::Tables {
                 records: txn.open_table(tables::RECORDS)?,
@@ -229,7 +233,14 @@ impl Store {
                 checks: txn.open_table(tables::CHECKS)?,
                 geo: txn.open_table(tables::GEO)?,
             };
-            let mut writer = Writer::new(tables, params, render, previous.last_added, is_public);
+            let mut writer = Writer::new(
+                tables,
+                params,
+                render,
+                previous.last_added,
+                enriched,
+                is_public,
+            )?;
             let excluded = fill(&mut writer)?;
             writer.sweep()?;
             let mut meta_table = txn.open_table(tables::META)?;
@@ -390,10 +401,7 @@ impl Store {
                 .get(*uuid.as_bytes())?
                 .map(|v| v.value())
                 .unwrap_or(*uuid.as_bytes());
-            let records = txn.open_table(tables::RECORDS)?;
-            let record = records
-                .get(key)?
-                .and_then(|v| writer::decode_record(v.value()));
+            let record = read_record(&txn, IocKey(key))?;
             for entry in record.iter().flat_map(|r| r.entries.iter()) {
                 if entry.collection != collection {
                     continue;
@@ -426,13 +434,11 @@ impl Store {
     /// Storage failures.
     pub fn record(&self, key: IocKey) -> Result<Option<StoredRecord>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(tables::RECORDS)?;
-        let value = table.get(key.0)?;
-        Ok(value.and_then(|v| writer::decode_record(v.value())))
+        read_record(&txn, key)
     }
 
-    /// Visits every stored record in key order (decoding each); `visit` returns `Break` to
-    /// stop. For exports and REST listings, which read the whole snapshot anyway.
+    /// Visits every stored record in record-number order (decoding each); `visit` returns
+    /// `Break` to stop. For exports and REST listings, which read the whole snapshot anyway.
     ///
     /// # Errors
     /// Storage failures.
@@ -447,7 +453,7 @@ impl Store {
             let Some((prefix, _)) = RecordPrefix::split(value.value()) else {
                 continue;
             };
-            let Some(record) = writer::decode_record(value.value()) else {
+            let Some((_, record)) = writer::decode_record(value.value()) else {
                 continue;
             };
             if visit(prefix, record).is_break() {
@@ -503,18 +509,89 @@ fn resolve(
     }
 }
 
-/// Fills the prefix table from the records of a state file written before it existed.
-fn rebuild_prefixes(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+/// The record of `key` through its prefix, in one read transaction.
+fn read_record(txn: &redb::ReadTransaction, key: IocKey) -> Result<Option<StoredRecord>, StoreError> {
+    let prefixes = txn.open_table(tables::PREFIXES)?;
+    let Some(prefix) = prefixes.get(key.0)? else {
+        return Ok(None);
+    };
+    let number = RecordPrefix::from_bytes(&prefix.value()).number;
     let records = txn.open_table(tables::RECORDS)?;
-    let mut prefixes = txn.open_table(tables::PREFIXES)?;
-    if !prefixes.is_empty()? || records.is_empty()? {
-        return Ok(());
-    }
-    for item in records.iter()? {
-        let (key, value) = item?;
-        if let Some((prefix, _)) = RecordPrefix::split(value.value()) {
-            prefixes.insert(key.value(), prefix.to_bytes())?;
-        }
+    let value = records.get(number)?;
+    Ok(value.and_then(|v| writer::decode_record(v.value())).map(|(_, r)| r))
+}
+
+/// Notes that the enrichment of `keys` was written, inside the caller's write transaction,
+/// so the next cycle recomputes those records instead of settling them from their prefix.
+/// Every writer of the `BLACKLIST`, `CHECKS` and `GEO` tables must call it.
+///
+/// # Errors
+/// Storage failures.
+pub fn note_enriched(
+    txn: &redb::WriteTransaction,
+    keys: impl IntoIterator<Item = [u8; 16]>,
+) -> Result<(), StoreError> {
+    let mut table = txn.open_table(tables::ENRICHED)?;
+    for key in keys {
+        table.insert(key, ())?;
     }
     Ok(())
+}
+
+/// Reads and empties the enrichment notes, in the publishing transaction: a failed cycle
+/// rolls the emptying back with everything else.
+fn take_enriched(txn: &redb::WriteTransaction) -> Result<KeySet, StoreError> {
+    let mut table = txn.open_table(tables::ENRICHED)?;
+    let mut keys = KeySet::default();
+    for item in table.iter()? {
+        keys.insert(IocKey(item?.0.value()));
+    }
+    table.retain(|_, _| false)?;
+    Ok(keys)
+}
+
+/// Rewrites a format 1 file: records were JSON keyed by IOC key, with a 20-byte prefix.
+/// Every record keeps its objects, ids and versions; the shortcut fields the old prefix
+/// lacked start unknown, so the first cycle after the upgrade recomputes every record once
+/// (finding nothing changed).
+fn upgrade_from_v1(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    {
+        let old = txn.open_table(tables::V1_RECORDS)?;
+        let mut records = txn.open_table(tables::RECORDS)?;
+        let mut prefixes = txn.open_table(tables::PREFIXES)?;
+        let mut number = 0;
+        for item in old.iter()? {
+            let (key, value) = item?;
+            let key = IocKey(key.value());
+            let Some((prefix, record)) = v1_record(value.value()) else {
+                continue;
+            };
+            let prefix = RecordPrefix { number, ..prefix };
+            let mut bytes = Vec::with_capacity(256);
+            prefix.encode(&mut bytes);
+            codec::encode(key, &record, &mut bytes);
+            records.insert(number, bytes.as_slice())?;
+            prefixes.insert(key.0, prefix.to_bytes())?;
+            number += 1;
+        }
+        tracing::info!(records = number, "state file upgraded from format 1");
+    }
+    txn.delete_table(tables::V1_RECORDS)?;
+    txn.delete_table(tables::V1_PREFIXES)?;
+    Ok(())
+}
+
+/// A format 1 value: hash u64, deadline i64, flags, confidence, country[2], then JSON.
+fn v1_record(value: &[u8]) -> Option<(RecordPrefix, StoredRecord)> {
+    let head = value.get(..20)?;
+    let prefix = RecordPrefix {
+        hash: u64::from_le_bytes(head[0..8].try_into().ok()?),
+        deadline_us: i64::from_le_bytes(head[8..16].try_into().ok()?),
+        flags: head[16],
+        confidence: head[17],
+        country: [head[18], head[19]],
+        ..RecordPrefix::default()
+    };
+    let record = serde_json::from_slice(&value[20..]).ok()?;
+    Some((prefix, record))
 }

@@ -6,7 +6,7 @@
 //! The cycle commits only when the source was read to the end: a failed read leaves the
 //! previous snapshot exactly as it was.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -21,13 +21,15 @@ use super::score::final_confidence;
 use crate::clock::SharedClock;
 use crate::config::Settings;
 use crate::health::{HealthBoard, Status};
-use crate::ioc::{BlacklistEntry, ExternalFacts, IocFacts, IocKey, LocalFacts, Location};
+use crate::ioc::{BlacklistEntry, ExternalFacts, IocFacts, IocKey, KeyMap, LocalFacts, Location};
 use crate::source::address::is_public;
 use crate::source::clean::Rules;
 use crate::source::{LocalRow, LocalSource, RowTally, SourceError};
 use crate::stix::Renderer;
-use crate::store::tables::{Stamped, flags};
-use crate::store::{CycleSummary, EnrichmentBytes, PublishParams, Store, StoreError, Writer};
+use crate::store::tables::{RecordPrefix, Stamped, enrichment, flags};
+use crate::store::{
+    CycleSummary, EnrichmentBytes, Fingerprint, PublishParams, Store, StoreError, Writer,
+};
 
 /// Most geolocation candidates handed on per cycle; the rest wait for the next one.
 const MAX_GEO_CANDIDATES: usize = 100_000;
@@ -340,7 +342,7 @@ impl CycleJob {
         mut rx: mpsc::Receiver<Vec<LocalRow>>,
         done: oneshot::Receiver<Result<RowTally, SourceError>>,
     ) -> Result<u64, StoreError> {
-        let mut deferred: HashMap<IocKey, Vec<LocalRow>> = HashMap::new();
+        let mut deferred: KeyMap<Vec<LocalRow>> = KeyMap::default();
         while let Some(batch) = rx.blocking_recv() {
             for row in batch {
                 self.row(w, row, &mut deferred)?;
@@ -388,7 +390,7 @@ impl CycleJob {
         &mut self,
         w: &mut Writer<'_>,
         row: LocalRow,
-        deferred: &mut HashMap<IocKey, Vec<LocalRow>>,
+        deferred: &mut KeyMap<Vec<LocalRow>>,
     ) -> Result<(), StoreError> {
         if self.exclude.iter().any(|net| net.contains(&row.addr)) {
             self.excluded += 1;
@@ -404,11 +406,12 @@ impl CycleJob {
             self.duplicates += 1;
             return self.add_spelling(w, key, row);
         }
-        if w.prefix(key)?.is_some_and(|p| p.has(flags::MULTI)) {
+        let prefix = w.prefix(key)?;
+        if prefix.is_some_and(|p| p.has(flags::MULTI)) {
             deferred.insert(key, vec![row]);
             return Ok(());
         }
-        self.publish_local(w, key, row.addr, row.facts, 1)
+        self.publish_local(w, key, prefix, row.addr, row.facts, 1)
     }
 
     /// A second spelling of an address already published in this cycle: merge its row into
@@ -419,14 +422,15 @@ impl CycleJob {
         key: IocKey,
         row: LocalRow,
     ) -> Result<(), StoreError> {
+        let prefix = w.prefix(key)?;
         let Some(record) = w.record(key)? else {
-            return self.publish_local(w, key, row.addr, row.facts, 1);
+            return self.publish_local(w, key, prefix, row.addr, row.facts, 1);
         };
         let merged = match record.facts.local {
             Some(local) => merge_local(local, row.facts),
             None => row.facts,
         };
-        self.publish_local(w, key, row.addr, merged, record.spellings + 1)
+        self.publish_local(w, key, prefix, row.addr, merged, record.spellings + 1)
     }
 
     /// Addresses that had several spellings last time are merged only once all their rows
@@ -444,23 +448,40 @@ impl CycleJob {
         };
         let addr = first.addr;
         let local = rows.fold(first.facts, |acc, row| merge_local(acc, row.facts));
-        self.publish_local(w, key, addr, local, spellings)
+        let prefix = w.prefix(key)?;
+        self.publish_local(w, key, prefix, addr, local, spellings)
     }
 
+    /// Publishes one address's local facts. When they and the address's enrichment are
+    /// unchanged since the last publication, the stored prefix settles it without reading
+    /// the enrichment tables (the common case of every cycle after the first).
     fn publish_local(
         &mut self,
         w: &mut Writer<'_>,
         key: IocKey,
+        prefix: Option<RecordPrefix>,
         addr: IpAddr,
         local: LocalFacts,
         spellings: u32,
     ) -> Result<(), StoreError> {
+        let local_hash = local_fingerprint(self.settings_hash, Some(&local));
+        if let Some(stored) = prefix
+            && w.is_current(key, &stored, local_hash)
+        {
+            self.note_candidates(addr, &local, stored.enrichment);
+            w.keep(key);
+            return Ok(());
+        }
         let enrichment = w.enrichment(key)?;
-        self.note_candidates(addr, &local, &enrichment);
-        let hash = fingerprint(self.settings_hash, Some(&local), &enrichment);
+        self.note_candidates(addr, &local, enrichment.flags());
+        let print = Fingerprint {
+            full: fingerprint(local_hash, &enrichment),
+            local: local_hash,
+            enrichment: enrichment.flags(),
+        };
         let scoring = self.scoring;
         let now = self.params.now;
-        w.upsert(key, hash, spellings, || {
+        w.upsert(key, prefix, print, spellings, || {
             build_facts(addr, Some(local), &enrichment, &scoring, now)
         })?;
         Ok(())
@@ -489,24 +510,32 @@ impl CycleJob {
             if enrichment.geo.is_none() && is_public(entry.addr) {
                 self.candidates.geo.push(entry.addr);
             }
-            let hash = fingerprint(self.settings_hash, None, &enrichment);
+            let local_hash = local_fingerprint(self.settings_hash, None);
+            let print = Fingerprint {
+                full: fingerprint(local_hash, &enrichment),
+                local: local_hash,
+                enrichment: enrichment.flags(),
+            };
             let scoring = self.scoring;
             let now = self.params.now;
-            w.upsert(key, hash, 1, || {
+            let prefix = w.prefix(key)?;
+            w.upsert(key, prefix, print, 1, || {
                 build_facts(entry.addr, None, &enrichment, &scoring, now)
             })?;
         }
         Ok(())
     }
 
-    fn note_candidates(&mut self, addr: IpAddr, local: &LocalFacts, enrichment: &EnrichmentBytes) {
+    /// `present`: the [`enrichment`] flags of the values stored for `addr`.
+    fn note_candidates(&mut self, addr: IpAddr, local: &LocalFacts, present: u8) {
         if !is_public(addr) {
             return;
         }
-        if enrichment.geo.is_none() && self.candidates.geo.len() < MAX_GEO_CANDIDATES {
+        let geo_missing = present & enrichment::GEO == 0;
+        if geo_missing && self.candidates.geo.len() < MAX_GEO_CANDIDATES {
             self.candidates.geo.push(addr);
         }
-        if enrichment.check.is_none() {
+        if present & enrichment::CHECK == 0 {
             self.check_queue.push((local.reported_at, addr));
             if self.check_queue.len() >= MAX_CHECK_CANDIDATES * 2 {
                 self.trim_check_queue();
@@ -645,8 +674,9 @@ impl Hasher for Fnv {
     }
 }
 
-/// Fingerprint of everything that shapes an IOC's published objects.
-fn fingerprint(settings_hash: u64, local: Option<&LocalFacts>, e: &EnrichmentBytes) -> u64 {
+/// Fingerprint of the settings and an IOC's local facts: the state of the full
+/// [`fingerprint`] before the enrichment values are added to it.
+fn local_fingerprint(settings_hash: u64, local: Option<&LocalFacts>) -> u64 {
     let mut h = Fnv::default();
     h.write_u64(settings_hash);
     match local {
@@ -671,6 +701,15 @@ fn fingerprint(settings_hash: u64, local: Option<&LocalFacts>, e: &EnrichmentByt
         }
         None => h.write_u8(0),
     }
+    h.finish()
+}
+
+/// Fingerprint of everything that shapes an IOC's published objects: the local fingerprint
+/// continued with the enrichment values. (Continuing the FNV state keeps the value equal
+/// to what one pass over settings, local facts and enrichment gives, as stored by earlier
+/// versions.)
+fn fingerprint(local_hash: u64, e: &EnrichmentBytes) -> u64 {
+    let mut h = Fnv(local_hash);
     for value in [&e.blacklist, &e.check, &e.geo] {
         match value.as_deref().and_then(Stamped::decode) {
             Some(stamped) => {

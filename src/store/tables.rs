@@ -8,16 +8,30 @@ use redb::TableDefinition;
 
 use crate::ioc::{Collection, IocKey};
 
-/// Stored in `meta` under `format`; a file with another version is refused at open.
-pub const FORMAT_VERSION: u32 = 1;
+/// Stored in `meta` under `format`. Format 1 files are upgraded at open (see
+/// `Store::open`); a file with any other version is refused.
+pub const FORMAT_VERSION: u32 = 2;
 
-/// IOC key → [`RecordPrefix`] bytes followed by the record as JSON.
-pub const RECORDS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("records");
+/// Record number → [`RecordPrefix`] bytes followed by the record in the binary layout of
+/// `store::codec`. Numbers are handed out in increasing order and never change while the
+/// record lives, so the first cycle appends to this table instead of inserting at random
+/// places (random inserts rewrote each page several times and dominated that cycle).
+pub const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("ioc_records");
 
-/// IOC key → [`RecordPrefix`] alone. The same bytes head every `RECORDS` value; this small
-/// table is what a cycle reads for every row ("unchanged?") and sweeps in full, so those
-/// reads stay in the page cache instead of paging through the large JSON records.
+/// IOC key → [`RecordPrefix`] alone, which also names the record number. The same bytes head
+/// every `RECORDS` value; this small table is what a cycle reads for every row
+/// ("unchanged?") and sweeps in full, so those reads stay in the page cache.
 pub const PREFIXES: TableDefinition<[u8; 16], [u8; RecordPrefix::LEN]> =
+    TableDefinition::new("ioc_prefixes");
+
+/// IOC keys whose enrichment (blacklist, `/check` answer, geolocation) was written since the
+/// last publication. A cycle reads and empties it in its own transaction; a row whose local
+/// facts and enrichment are both unchanged is then settled from its prefix alone.
+pub const ENRICHED: TableDefinition<[u8; 16], ()> = TableDefinition::new("enriched_since_cycle");
+
+/// Format 1 tables, read once by the upgrade and then deleted.
+pub const V1_RECORDS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("records");
+pub const V1_PREFIXES: TableDefinition<[u8; 16], [u8; 20]> =
     TableDefinition::new("record_prefixes");
 
 /// (collection code, `date_added` in µs) → [`IndexValue`] bytes. The TAXII collections are
@@ -74,27 +88,46 @@ pub mod flags {
     pub const REVOKED: u8 = 64;
 }
 
+/// Flags of [`RecordPrefix::enrichment`]: which enrichment entries existed when the record
+/// was last computed (entries are only added or replaced, and every write is noted in
+/// `ENRICHED`, so these stay true until the next full computation).
+pub mod enrichment {
+    /// A geolocation cache entry, positive or negative.
+    pub const GEO: u8 = 1;
+    /// A `/check` answer.
+    pub const CHECK: u8 = 2;
+}
+
 /// The fixed-size head of a record value: enough to decide "unchanged" and to count the
-/// snapshot without decoding the JSON that follows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// snapshot without decoding the record that follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RecordPrefix {
     /// Fingerprint of everything that shapes the published objects.
     pub hash: u64,
+    /// Fingerprint of the settings and the local facts alone (0: unknown, compute fully).
+    pub local_hash: u64,
     /// The earliest instant something must happen to the record (expiry, purge), in µs.
     pub deadline_us: i64,
+    /// The record's key in `RECORDS`.
+    pub number: u64,
     pub flags: u8,
+    /// [`enrichment`] flags.
+    pub enrichment: u8,
     pub confidence: u8,
     /// ISO country code letters, or zeros.
     pub country: [u8; 2],
 }
 
 impl RecordPrefix {
-    pub const LEN: usize = 20;
+    pub const LEN: usize = 37;
 
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.hash.to_le_bytes());
+        out.extend_from_slice(&self.local_hash.to_le_bytes());
         out.extend_from_slice(&self.deadline_us.to_le_bytes());
+        out.extend_from_slice(&self.number.to_le_bytes());
         out.push(self.flags);
+        out.push(self.enrichment);
         out.push(self.confidence);
         out.extend_from_slice(&self.country);
     }
@@ -117,12 +150,16 @@ impl RecordPrefix {
             return None;
         }
         let (head, body) = value.split_at(Self::LEN);
+        let word = |at: usize| -> Option<[u8; 8]> { head[at..at + 8].try_into().ok() };
         let prefix = RecordPrefix {
-            hash: u64::from_le_bytes(head[0..8].try_into().ok()?),
-            deadline_us: i64::from_le_bytes(head[8..16].try_into().ok()?),
-            flags: head[16],
-            confidence: head[17],
-            country: [head[18], head[19]],
+            hash: u64::from_le_bytes(word(0)?),
+            local_hash: u64::from_le_bytes(word(8)?),
+            deadline_us: i64::from_le_bytes(word(16)?),
+            number: u64::from_le_bytes(word(24)?),
+            flags: head[32],
+            enrichment: head[33],
+            confidence: head[34],
+            country: [head[35], head[36]],
         };
         Some((prefix, body))
     }
@@ -255,8 +292,11 @@ mod tests {
     fn prefix_round_trips() {
         let prefix = RecordPrefix {
             hash: 0xdead_beef_0102_0304,
+            local_hash: 7,
             deadline_us: -5,
+            number: 1 << 40,
             flags: flags::LOCAL | flags::GEO,
+            enrichment: enrichment::CHECK,
             confidence: 85,
             country: *b"NL",
         };

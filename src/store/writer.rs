@@ -7,16 +7,17 @@
 //! IOC that drops under the high-confidence threshold is revoked in that collection only;
 //! revoked objects are purged after the retention period and expired ones leave at once.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use redb::{ReadableTable, Table};
 use serde::Serialize;
 
 use super::StoreError;
+use super::codec;
 use super::record::{Entry, StoredRecord, next_version, truncate_ms};
-use super::tables::{IndexValue, RecordPrefix, flags};
-use crate::ioc::{Collection, IocFacts, IocKey};
+use super::tables::{IndexValue, RecordPrefix, enrichment, flags};
+use crate::ioc::{Collection, IocFacts, IocKey, KeySet};
 use crate::timefmt::stix_timestamp;
 
 /// Renders the STIX object of one version of an IOC. Implemented by `stix::Renderer`; the
@@ -118,7 +119,7 @@ pub enum Outcome {
 }
 
 pub(super) struct Tables<'t> {
-    pub records: Table<'t, [u8; 16], &'static [u8]>,
+    pub records: Table<'t, u64, &'static [u8]>,
     pub prefixes: Table<'t, [u8; 16], [u8; RecordPrefix::LEN]>,
     pub objects: Table<'t, (u8, u64), &'static [u8]>,
     pub episodes: Table<'t, [u8; 16], [u8; 16]>,
@@ -132,7 +133,11 @@ pub struct Writer<'t> {
     pub(super) tables: Tables<'t>,
     params: PublishParams,
     render: &'t dyn Render,
-    seen: HashSet<IocKey>,
+    seen: KeySet,
+    /// Keys whose enrichment was written since the last publication.
+    enriched: KeySet,
+    /// Next free record number.
+    next_number: u64,
     /// Next free `date_added` per collection (µs).
     next_added: [u64; 2],
     report: PublishReport,
@@ -148,26 +153,55 @@ pub struct EnrichmentBytes {
     pub geo: Option<Vec<u8>>,
 }
 
+impl EnrichmentBytes {
+    /// The [`enrichment`] flags of these values.
+    pub fn flags(&self) -> u8 {
+        let mut bits = 0;
+        if self.geo.is_some() {
+            bits |= enrichment::GEO;
+        }
+        if self.check.is_some() {
+            bits |= enrichment::CHECK;
+        }
+        bits
+    }
+}
+
+/// What decides whether an IOC must be republished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    /// Everything that shapes the published objects.
+    pub full: u64,
+    /// The settings and the local facts alone.
+    pub local: u64,
+    /// [`enrichment`] flags of the values `full` was computed from.
+    pub enrichment: u8,
+}
+
 impl<'t> Writer<'t> {
     pub(super) fn new(
         tables: Tables<'t>,
         params: PublishParams,
         render: &'t dyn Render,
         last_added: [u64; 2],
+        enriched: KeySet,
         is_public: fn(std::net::IpAddr) -> bool,
-    ) -> Writer<'t> {
+    ) -> Result<Writer<'t>, StoreError> {
         let now_us = params.now.as_microsecond().max(0) as u64;
         let next_added = last_added.map(|last| now_us.max(last + 1));
-        Writer {
+        let next_number = tables.records.last()?.map_or(0, |(k, _)| k.value() + 1);
+        Ok(Writer {
             tables,
             params,
             render,
-            seen: HashSet::new(),
+            seen: KeySet::default(),
+            enriched,
+            next_number,
             next_added,
             report: PublishReport::default(),
             counts: SnapshotCounts::default(),
             is_public,
-        }
+        })
     }
 
     pub fn now(&self) -> Timestamp {
@@ -193,8 +227,32 @@ impl<'t> Writer<'t> {
     /// # Errors
     /// Storage failures; an undecodable record reads as absent.
     pub fn record(&self, key: IocKey) -> Result<Option<StoredRecord>, StoreError> {
-        let value = self.tables.records.get(key.0)?;
-        Ok(value.and_then(|v| decode_record(v.value())))
+        let Some(prefix) = self.prefix(key)? else {
+            return Ok(None);
+        };
+        self.record_at(prefix.number)
+    }
+
+    fn record_at(&self, number: u64) -> Result<Option<StoredRecord>, StoreError> {
+        let value = self.tables.records.get(number)?;
+        Ok(value.and_then(|v| decode_record(v.value())).map(|(_, r)| r))
+    }
+
+    /// True when the stored objects of `key` are still exactly right without reading its
+    /// enrichment: same local facts and settings (`local_hash`), no enrichment written
+    /// since the last publication, nothing due, and still published.
+    pub fn is_current(&self, key: IocKey, prefix: &RecordPrefix, local_hash: u64) -> bool {
+        local_hash != 0
+            && prefix.local_hash == local_hash
+            && prefix.deadline_us > self.params.now.as_microsecond()
+            && prefix.has(flags::ACTIVE)
+            && !self.enriched.contains(&key)
+    }
+
+    /// Records `key` as seen and unchanged (after [`Writer::is_current`]).
+    pub fn keep(&mut self, key: IocKey) {
+        self.seen.insert(key);
+        self.report.unchanged += 1;
     }
 
     /// The enrichment values stored for a key.
@@ -228,52 +286,79 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
-    /// Publishes the facts of one address unless its fingerprint is unchanged. `build` is
-    /// only called when the record must be rewritten.
+    /// Publishes the facts of one address unless its fingerprint is unchanged. `stored` is
+    /// the key's prefix as read by the caller; `build` is only called when the record must
+    /// be rewritten.
     ///
     /// # Errors
     /// Storage failures.
     pub fn upsert(
         &mut self,
         key: IocKey,
-        hash: u64,
+        stored: Option<RecordPrefix>,
+        print: Fingerprint,
         spellings: u32,
         build: impl FnOnce() -> IocFacts,
     ) -> Result<Outcome, StoreError> {
         self.seen.insert(key);
         let now_us = self.params.now.as_microsecond();
-        let unchanged = self.prefix(key)?.is_some_and(|prefix| {
-            prefix.hash == hash && prefix.deadline_us > now_us && prefix.has(flags::ACTIVE)
-        });
-        if unchanged {
+        if let Some(prefix) = stored
+            && prefix.hash == print.full
+            && prefix.deadline_us > now_us
+            && prefix.has(flags::ACTIVE)
+        {
+            self.refresh_prefix(key, prefix, print)?;
             self.report.unchanged += 1;
             return Ok(Outcome::Unchanged);
         }
-        let stored = self.tables.records.get(key.0)?.map(|v| v.value().to_vec());
-        let old = stored.as_deref().and_then(decode_record);
-        let old_hash = stored
-            .as_deref()
-            .and_then(RecordPrefix::split)
-            .map(|(p, _)| p.hash);
-        self.apply(key, old, old_hash, hash, spellings, build())
+        let old = match stored {
+            Some(prefix) => self.record_at(prefix.number)?,
+            None => None,
+        };
+        let old = stored.zip(old);
+        self.apply(key, old, print, spellings, build())
+    }
+
+    /// An unchanged record whose shortcut fields are out of date (first cycle after an
+    /// upgrade, or enrichment rewritten with the same values) gets them updated, so the
+    /// next cycle can settle it from the prefix alone. The copy heading the `RECORDS`
+    /// value is left as it was: only `PREFIXES` is read for these fields.
+    fn refresh_prefix(
+        &mut self,
+        key: IocKey,
+        prefix: RecordPrefix,
+        print: Fingerprint,
+    ) -> Result<(), StoreError> {
+        if prefix.local_hash == print.local && prefix.enrichment == print.enrichment {
+            return Ok(());
+        }
+        let updated = RecordPrefix {
+            local_hash: print.local,
+            enrichment: print.enrichment,
+            ..prefix
+        };
+        self.tables.prefixes.insert(key.0, updated.to_bytes())?;
+        Ok(())
     }
 
     fn apply(
         &mut self,
         key: IocKey,
-        old: Option<StoredRecord>,
-        old_hash: Option<u64>,
-        hash: u64,
+        old: Option<(RecordPrefix, StoredRecord)>,
+        print: Fingerprint,
         spellings: u32,
         facts: IocFacts,
     ) -> Result<Outcome, StoreError> {
+        let old_hash = old.as_ref().map(|(p, _)| p.hash);
+        let number = old.as_ref().map(|(p, _)| p.number);
+        let old = old.map(|(_, record)| record);
         let valid_until = facts
             .last_seen
             .saturating_add(self.params.validity)
             .unwrap_or(facts.last_seen);
         if valid_until <= self.params.now {
-            if let Some(old) = old {
-                self.purge(key, &old)?;
+            if let (Some(old), Some(number)) = (old, number) {
+                self.purge(key, number, &old)?;
             }
             self.report.expired += 1;
             return Ok(Outcome::Expired);
@@ -297,7 +382,7 @@ impl<'t> Writer<'t> {
             record.episode += 1;
             record.created = truncate_ms(self.params.now);
         }
-        let content_changed = old_hash != Some(hash) || new_episode || is_new;
+        let content_changed = old_hash != Some(print.full) || new_episode || is_new;
         if content_changed && !is_new {
             record.modified =
                 next_version(self.params.now, Some(record.modified)).max(record.created);
@@ -311,7 +396,7 @@ impl<'t> Writer<'t> {
         } else {
             self.revoke_in(&mut record, Collection::High)?;
         }
-        self.write_record(key, &record, hash)?;
+        self.write_record(key, number, &record, print)?;
         if is_new {
             self.report.new += 1;
             Ok(Outcome::New)
@@ -415,12 +500,12 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
-    fn purge(&mut self, key: IocKey, record: &StoredRecord) -> Result<(), StoreError> {
+    fn purge(&mut self, key: IocKey, number: u64, record: &StoredRecord) -> Result<(), StoreError> {
         for entry in &record.entries {
             self.remove_object(entry)?;
             self.forget_episode(record, entry.episode)?;
         }
-        self.remove_record(key)?;
+        self.remove_record(key, number)?;
         Ok(())
     }
 
@@ -485,28 +570,34 @@ impl<'t> Writer<'t> {
         Ok(())
     }
 
-    fn remove_record(&mut self, key: IocKey) -> Result<(), StoreError> {
-        self.tables.records.remove(key.0)?;
+    fn remove_record(&mut self, key: IocKey, number: u64) -> Result<(), StoreError> {
+        self.tables.records.remove(number)?;
         self.tables.prefixes.remove(key.0)?;
         Ok(())
     }
 
+    /// Writes a record under its number, or under the next free one for a new record.
     fn write_record(
         &mut self,
         key: IocKey,
+        number: Option<u64>,
         record: &StoredRecord,
-        hash: u64,
+        print: Fingerprint,
     ) -> Result<(), StoreError> {
-        let prefix = self.prefix_of(record, hash);
-        let mut value = Vec::with_capacity(512);
+        let number = number.unwrap_or_else(|| {
+            self.next_number += 1;
+            self.next_number - 1
+        });
+        let prefix = self.prefix_of(record, number, print);
+        let mut value = Vec::with_capacity(256);
         prefix.encode(&mut value);
-        serde_json::to_writer(&mut value, record).map_err(|e| StoreError::Encode(e.to_string()))?;
-        self.tables.records.insert(key.0, value.as_slice())?;
+        codec::encode(key, record, &mut value);
+        self.tables.records.insert(number, value.as_slice())?;
         self.tables.prefixes.insert(key.0, prefix.to_bytes())?;
         Ok(())
     }
 
-    fn prefix_of(&self, record: &StoredRecord, hash: u64) -> RecordPrefix {
+    fn prefix_of(&self, record: &StoredRecord, number: u64, print: Fingerprint) -> RecordPrefix {
         let facts = &record.facts;
         let mut bits = 0;
         let mut set = |cond: bool, flag: u8| {
@@ -523,9 +614,12 @@ impl<'t> Writer<'t> {
         set(record.entries.iter().any(|e| e.revoked), flags::REVOKED);
         set((self.is_public)(facts.addr), flags::PUBLIC);
         RecordPrefix {
-            hash,
+            hash: print.full,
+            local_hash: print.local,
             deadline_us: self.deadline(record),
+            number,
             flags: bits,
+            enrichment: print.enrichment,
             confidence: facts.confidence,
             country: country_bytes(facts),
         }
@@ -568,27 +662,20 @@ impl<'t> Writer<'t> {
             let orphaned =
                 !self.seen.contains(&key) && prefix.has(flags::LOCAL) && prefix.has(flags::ACTIVE);
             if orphaned || prefix.deadline_us <= now_us {
-                work.push(key);
+                work.push((key, prefix));
             } else {
                 self.counts.add(&prefix);
             }
         }
-        for key in work {
-            self.settle(key)?;
+        for (key, prefix) in work {
+            self.settle(key, prefix)?;
         }
         Ok(())
     }
 
-    fn settle(&mut self, key: IocKey) -> Result<(), StoreError> {
-        let Some(value) = self.tables.records.get(key.0)?.map(|v| v.value().to_vec()) else {
-            return Ok(());
-        };
-        let Some((prefix, _)) = RecordPrefix::split(&value) else {
-            self.remove_record(key)?;
-            return Ok(());
-        };
-        let Some(mut record) = decode_record(&value) else {
-            self.remove_record(key)?;
+    fn settle(&mut self, key: IocKey, prefix: RecordPrefix) -> Result<(), StoreError> {
+        let Some(mut record) = self.record_at(prefix.number)? else {
+            self.remove_record(key, prefix.number)?;
             return Ok(());
         };
         let valid_until = record
@@ -597,7 +684,7 @@ impl<'t> Writer<'t> {
             .saturating_add(self.params.validity)
             .unwrap_or(record.facts.last_seen);
         if valid_until <= self.params.now && record.entries.iter().any(|e| !e.revoked) {
-            self.purge(key, &record)?;
+            self.purge(key, prefix.number, &record)?;
             self.report.expired += 1;
             return Ok(());
         }
@@ -606,11 +693,16 @@ impl<'t> Writer<'t> {
         }
         self.purge_retained(&mut record)?;
         if record.entries.is_empty() {
-            self.remove_record(key)?;
+            self.remove_record(key, prefix.number)?;
             return Ok(());
         }
-        self.write_record(key, &record, prefix.hash)?;
-        let new_prefix = self.prefix_of(&record, prefix.hash);
+        let print = Fingerprint {
+            full: prefix.hash,
+            local: prefix.local_hash,
+            enrichment: prefix.enrichment,
+        };
+        self.write_record(key, Some(prefix.number), &record, print)?;
+        let new_prefix = self.prefix_of(&record, prefix.number, print);
         self.counts.add(&new_prefix);
         Ok(())
     }
@@ -698,7 +790,8 @@ fn country_bytes(facts: &IocFacts) -> [u8; 2] {
     }
 }
 
-pub fn decode_record(value: &[u8]) -> Option<StoredRecord> {
+/// Decodes a `RECORDS` value (prefix, then the binary record) into its key and record.
+pub fn decode_record(value: &[u8]) -> Option<(IocKey, StoredRecord)> {
     let (_, body) = RecordPrefix::split(value)?;
-    serde_json::from_slice(body).ok()
+    codec::decode(body)
 }

@@ -79,10 +79,16 @@ fn replace(store: &Store, body: &BlacklistBody, now: Timestamp) -> Result<Applie
     txn.set_durability(Durability::Immediate)?;
     {
         let mut table = txn.open_table(BLACKLIST)?;
-        table.retain(|_, _| false)?;
+        let mut touched = Vec::with_capacity(rows.len());
+        table.retain(|key, _| {
+            touched.push(key);
+            false
+        })?;
         for (key, value) in &rows {
             table.insert(key, value.as_slice())?;
         }
+        touched.extend(rows.keys().copied());
+        crate::store::note_enriched(&txn, touched)?;
         let summary = BlacklistState {
             generated_at: body.meta.generated_at.clone(),
             fetched_at: Some(now),

@@ -64,7 +64,9 @@ pub fn put(
     {
         let mut table = txn.open_table(CHECKS)?;
         let value = Stamped::encode(now, &json);
-        table.insert(key_bytes(IocKey::of(addr)), value.as_slice())?;
+        let key = key_bytes(IocKey::of(addr));
+        table.insert(key, value.as_slice())?;
+        crate::store::note_enriched(&txn, [key])?;
     }
     txn.commit()?;
     Ok(())

@@ -127,11 +127,15 @@ impl Cache {
         let txn = self.store.db().begin_write()?;
         {
             let mut table = txn.open_table(GEO)?;
+            let mut keys = Vec::with_capacity(answers.len());
             for (addr, location) in answers {
                 let json = serde_json::to_vec(location).unwrap_or_else(|_| b"null".to_vec());
                 let value = Stamped::encode(now, &json);
-                table.insert(key_bytes(IocKey::of(*addr)), value.as_slice())?;
+                let key = key_bytes(IocKey::of(*addr));
+                table.insert(key, value.as_slice())?;
+                keys.push(key);
             }
+            crate::store::note_enriched(&txn, keys)?;
         }
         txn.commit()?;
         Ok(())

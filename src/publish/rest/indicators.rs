@@ -107,14 +107,14 @@ pub fn read_page(
 ) -> Result<Listing, StoreError> {
     let snapshot = Snapshot::open(store)?;
     let mut indicators = Vec::with_capacity(page.limit.min(params::MAX_LIMIT));
-    let mut last: Option<IocKey> = None;
+    let mut last: Option<u64> = None;
     let mut more = false;
     snapshot.select(&page.selection, page.after, |selected| {
         if indicators.len() == page.limit {
             more = true;
             return Ok::<_, StoreError>(ControlFlow::Break(()));
         }
-        last = Some(selected.key);
+        last = Some(selected.number);
         indicators.push(IndicatorView::of(&selected, validity));
         Ok(ControlFlow::Continue(()))
     })?;

@@ -4,7 +4,7 @@
 
 use jiff::Timestamp;
 
-use crate::ioc::{Collection, IocKey, Sources};
+use crate::ioc::{Collection, Sources};
 use crate::publish::api_error::ApiError;
 
 /// Default and largest page of `GET /api/v1/indicators`.
@@ -76,7 +76,7 @@ impl Selection {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page {
     pub selection: Selection,
-    pub after: Option<IocKey>,
+    pub after: Option<u64>,
     pub limit: usize,
 }
 
@@ -257,21 +257,17 @@ fn family(value: &str) -> Result<Family, ApiError> {
     }
 }
 
-/// The opaque cursor: the hex of the last IOC key of the previous page.
-pub fn cursor(key: IocKey) -> String {
-    key.0.iter().map(|b| format!("{b:02x}")).collect()
+/// The opaque cursor: 16 hex digits of the last record number of the previous page.
+pub fn cursor(number: u64) -> String {
+    format!("{number:016x}")
 }
 
-fn parse_cursor(value: &str) -> Result<IocKey, ApiError> {
+fn parse_cursor(value: &str) -> Result<u64, ApiError> {
     let invalid = || ApiError::bad_request(format!("cursor {value:?} is not a cursor of this API"));
-    if value.len() != 32 || !value.is_ascii() {
+    if value.len() != 16 || !value.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(invalid());
     }
-    let mut key = [0u8; 16];
-    for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&value[2 * i..2 * i + 2], 16).map_err(|_| invalid())?;
-    }
-    Ok(IocKey(key))
+    u64::from_str_radix(value, 16).map_err(|_| invalid())
 }
 
 #[cfg(test)]
@@ -287,11 +283,12 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let key = IocKey::of("203.0.113.7".parse().unwrap());
-        let page = page(&pairs(&[("cursor", &cursor(key))])).unwrap();
-        assert_eq!(page.after, Some(key));
+        let page = page(&pairs(&[("cursor", &cursor(0x1234))])).unwrap();
+        assert_eq!(page.after, Some(0x1234));
+        assert_eq!(cursor(0x1234), "0000000000001234");
         assert!(super::page(&pairs(&[("cursor", "zz")])).is_err());
-        assert!(super::page(&pairs(&[("cursor", &"g".repeat(32))])).is_err());
+        assert!(super::page(&pairs(&[("cursor", &"g".repeat(16))])).is_err());
+        assert!(super::page(&pairs(&[("cursor", "+000000000001234")])).is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Reading the published snapshot for the REST API and exports: one redb read transaction
-//! walks the records in key order, filters them by a [`Selection`] (cheap prefix checks
+//! walks the records in record-number order (numbers never change while a record lives, so
+//! they make stable keyset cursors), filters them by a [`Selection`] (cheap prefix checks
 //! before decoding) and reaches each record's pre-serialised STIX object in the same
 //! transaction, so a listing or an export never mixes two snapshots.
 //!
@@ -18,6 +19,8 @@ use crate::store::{Store, StoreError};
 
 /// A record that passed the selection, with its active entry in the selected collection.
 pub struct Selected {
+    /// The record number: the listing cursor.
+    pub number: u64,
     pub key: IocKey,
     pub record: StoredRecord,
     pub entry: Entry,
@@ -35,7 +38,8 @@ impl Selected {
 
 /// One consistent view of the published snapshot.
 pub struct Snapshot {
-    records: ReadOnlyTable<[u8; 16], &'static [u8]>,
+    records: ReadOnlyTable<u64, &'static [u8]>,
+    prefixes: ReadOnlyTable<[u8; 16], [u8; RecordPrefix::LEN]>,
     objects: ReadOnlyTable<(u8, u64), &'static [u8]>,
     _txn: ReadTransaction,
 }
@@ -47,29 +51,30 @@ impl Snapshot {
         let txn = store.db().begin_read()?;
         Ok(Snapshot {
             records: txn.open_table(tables::RECORDS)?,
+            prefixes: txn.open_table(tables::PREFIXES)?,
             objects: txn.open_table(tables::OBJECTS)?,
             _txn: txn,
         })
     }
 
-    /// Visits the records `selection` keeps, in key order, starting after `after`.
+    /// Visits the records `selection` keeps, in record-number order, after number `after`.
     ///
     /// # Errors
     /// Storage failures and the error `visit` returns.
     pub fn select<E: From<StoreError>>(
         &self,
         selection: &Selection,
-        after: Option<IocKey>,
+        after: Option<u64>,
         mut visit: impl FnMut(Selected) -> Result<ControlFlow<()>, E>,
     ) -> Result<(), E> {
-        let start: Bound<[u8; 16]> = after.map_or(Bound::Unbounded, |k| Bound::Excluded(k.0));
+        let start: Bound<u64> = after.map_or(Bound::Unbounded, Bound::Excluded);
         let range = self
             .records
-            .range((start, Bound::<[u8; 16]>::Unbounded))
+            .range((start, Bound::<u64>::Unbounded))
             .map_err(StoreError::from)?;
         for item in range {
-            let (key, value) = item.map_err(StoreError::from)?;
-            let Some(selected) = keep(selection, IocKey(key.value()), value.value()) else {
+            let (number, value) = item.map_err(StoreError::from)?;
+            let Some(selected) = keep(selection, number.value(), value.value()) else {
                 continue;
             };
             if visit(selected)?.is_break() {
@@ -84,8 +89,12 @@ impl Snapshot {
     /// # Errors
     /// Storage failures.
     pub fn record(&self, key: IocKey) -> Result<Option<StoredRecord>, StoreError> {
-        let value = self.records.get(key.0)?;
-        Ok(value.and_then(|v| decode_record(v.value())))
+        let Some(prefix) = self.prefixes.get(key.0)? else {
+            return Ok(None);
+        };
+        let number = RecordPrefix::from_bytes(&prefix.value()).number;
+        let value = self.records.get(number)?;
+        Ok(value.and_then(|v| decode_record(v.value())).map(|(_, r)| r))
     }
 
     /// Calls `use_bytes` with the stored STIX object of an entry (absent after a purge).
@@ -118,13 +127,13 @@ impl Snapshot {
 }
 
 /// Applies the selection: flags, confidence and country from the fixed-size prefix first,
-/// the JSON body only for records that pass them.
-fn keep(selection: &Selection, key: IocKey, value: &[u8]) -> Option<Selected> {
+/// the record body only for records that pass them.
+fn keep(selection: &Selection, number: u64, value: &[u8]) -> Option<Selected> {
     let (prefix, _) = RecordPrefix::split(value)?;
     if !prefix_keeps(selection, &prefix) {
         return None;
     }
-    let record = decode_record(value)?;
+    let (key, record) = decode_record(value)?;
     let entry = record.active(selection.collection())?.clone();
     let facts = &record.facts;
     let kept = selection.family.keeps(facts.addr)
@@ -135,7 +144,12 @@ fn keep(selection: &Selection, key: IocKey, value: &[u8]) -> Option<Selected> {
             .country
             .as_deref()
             .is_none_or(|c| country(&record).is_some_and(|r| r.eq_ignore_ascii_case(c)));
-    kept.then_some(Selected { key, record, entry })
+    kept.then_some(Selected {
+        number,
+        key,
+        record,
+        entry,
+    })
 }
 
 fn prefix_keeps(selection: &Selection, prefix: &RecordPrefix) -> bool {
