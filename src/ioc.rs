@@ -26,6 +26,17 @@ impl IocKey {
         IocKey(*uuid.as_bytes())
     }
 
+    /// The key as one big-endian integer: the same order as the bytes, and the key type
+    /// of the tables a cycle reads for every row (integer comparisons are much cheaper
+    /// than redb's element-wise comparison of byte arrays).
+    pub fn ordinal(self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+
+    pub fn from_ordinal(ordinal: u128) -> IocKey {
+        IocKey(ordinal.to_be_bytes())
+    }
+
     pub fn uuid(self) -> Uuid {
         Uuid::from_bytes(self.0)
     }

@@ -3,6 +3,7 @@
 //! schedule; [`cycle::Pipeline`] runs one on demand.
 
 pub mod cycle;
+pub mod readahead;
 pub mod score;
 pub mod worker;
 

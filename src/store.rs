@@ -273,6 +273,28 @@ impl Store {
         Ok((report, meta))
     }
 
+    /// Read-only lookups in the committed state, for a cycle's read-ahead thread. Open it
+    /// inside `publish`'s `fill` (after the write transaction began): it then sees exactly
+    /// what the writer saw at its start, since no other write can commit meanwhile.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn lookahead(&self) -> Result<Lookahead, StoreError> {
+        let txn = self.db.begin_read()?;
+        let mut enriched = KeySet::default();
+        for item in txn.open_table(tables::ENRICHED)?.iter()? {
+            enriched.insert(IocKey(item?.0.value()));
+        }
+        Ok(Lookahead {
+            prefixes: txn.open_table(tables::PREFIXES)?,
+            blacklist: txn.open_table(tables::BLACKLIST)?,
+            checks: txn.open_table(tables::CHECKS)?,
+            geo: txn.open_table(tables::GEO)?,
+            enriched,
+            _txn: txn,
+        })
+    }
+
     /// Records the duration of the cycle that built the current snapshot.
     ///
     /// # Errors
@@ -509,16 +531,62 @@ fn resolve(
     }
 }
 
+/// Lookups a cycle makes for every source row, answered from the committed state by a
+/// thread beside the writer (see [`Store::lookahead`]). For a key the cycle has not written
+/// yet, the answers equal what the writer itself would read.
+pub struct Lookahead {
+    prefixes: redb::ReadOnlyTable<u128, &'static [u8]>,
+    blacklist: redb::ReadOnlyTable<[u8; 16], &'static [u8]>,
+    checks: redb::ReadOnlyTable<[u8; 16], &'static [u8]>,
+    geo: redb::ReadOnlyTable<[u8; 16], &'static [u8]>,
+    enriched: KeySet,
+    _txn: redb::ReadTransaction,
+}
+
+impl Lookahead {
+    /// # Errors
+    /// Storage failures.
+    pub fn prefix(&self, key: IocKey) -> Result<Option<RecordPrefix>, StoreError> {
+        let value = self.prefixes.get(key.ordinal())?;
+        Ok(value.and_then(|v| RecordPrefix::read(v.value())))
+    }
+
+    /// # Errors
+    /// Storage failures.
+    pub fn enrichment(&self, key: IocKey) -> Result<EnrichmentBytes, StoreError> {
+        let get = |table: &redb::ReadOnlyTable<[u8; 16], &'static [u8]>| {
+            Ok::<_, StoreError>(table.get(key.0)?.map(|v| v.value().to_vec()))
+        };
+        Ok(EnrichmentBytes {
+            blacklist: get(&self.blacklist)?,
+            check: get(&self.checks)?,
+            geo: get(&self.geo)?,
+        })
+    }
+
+    /// Whether the enrichment of `key` was written since the last publication.
+    pub fn enriched(&self, key: IocKey) -> bool {
+        self.enriched.contains(&key)
+    }
+}
+
 /// The record of `key` through its prefix, in one read transaction.
-fn read_record(txn: &redb::ReadTransaction, key: IocKey) -> Result<Option<StoredRecord>, StoreError> {
+fn read_record(
+    txn: &redb::ReadTransaction,
+    key: IocKey,
+) -> Result<Option<StoredRecord>, StoreError> {
     let prefixes = txn.open_table(tables::PREFIXES)?;
-    let Some(prefix) = prefixes.get(key.0)? else {
+    let Some(prefix) = prefixes.get(key.ordinal())? else {
         return Ok(None);
     };
-    let number = RecordPrefix::from_bytes(&prefix.value()).number;
+    let Some(number) = RecordPrefix::read(prefix.value()).map(|p| p.number) else {
+        return Ok(None);
+    };
     let records = txn.open_table(tables::RECORDS)?;
     let value = records.get(number)?;
-    Ok(value.and_then(|v| writer::decode_record(v.value())).map(|(_, r)| r))
+    Ok(value
+        .and_then(|v| writer::decode_record(v.value()))
+        .map(|(_, r)| r))
 }
 
 /// Notes that the enrichment of `keys` was written, inside the caller's write transaction,
@@ -571,7 +639,7 @@ fn upgrade_from_v1(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
             prefix.encode(&mut bytes);
             codec::encode(key, &record, &mut bytes);
             records.insert(number, bytes.as_slice())?;
-            prefixes.insert(key.0, prefix.to_bytes())?;
+            prefixes.insert(key.ordinal(), prefix.to_bytes().as_slice())?;
             number += 1;
         }
         tracing::info!(records = number, "state file upgraded from format 1");

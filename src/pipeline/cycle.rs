@@ -17,6 +17,7 @@ use ipnet::IpNet;
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
+use super::readahead::{Prepared, ReadAhead};
 use super::score::final_confidence;
 use crate::clock::SharedClock;
 use crate::config::Settings;
@@ -207,7 +208,7 @@ impl Pipeline {
             let _ = done_tx.send(result);
         });
 
-        let job = CycleJob::new(&self.settings, now);
+        let job = CycleJob::new(&self.settings, now, self.store.clone());
         let store = self.store.clone();
         let renderer = self.renderer.clone();
         let statics = renderer.static_objects();
@@ -299,6 +300,7 @@ fn log_cycle(s: &CycleSummary) {
 
 /// The blocking half of a cycle: consumes row batches and fills the snapshot writer.
 struct CycleJob {
+    store: Arc<Store>,
     params: PublishParams,
     settings_hash: u64,
     scoring: crate::config::ScoringSettings,
@@ -313,8 +315,9 @@ struct CycleJob {
 }
 
 impl CycleJob {
-    fn new(settings: &Settings, now: Timestamp) -> CycleJob {
+    fn new(settings: &Settings, now: Timestamp, store: Arc<Store>) -> CycleJob {
         CycleJob {
+            store,
             params: PublishParams {
                 now,
                 high_threshold: settings.scoring.high_threshold,
@@ -339,15 +342,11 @@ impl CycleJob {
     fn fill(
         &mut self,
         w: &mut Writer<'_>,
-        mut rx: mpsc::Receiver<Vec<LocalRow>>,
+        rx: mpsc::Receiver<Vec<LocalRow>>,
         done: oneshot::Receiver<Result<RowTally, SourceError>>,
     ) -> Result<u64, StoreError> {
         let mut deferred: KeyMap<Vec<LocalRow>> = KeyMap::default();
-        while let Some(batch) = rx.blocking_recv() {
-            for row in batch {
-                self.row(w, row, &mut deferred)?;
-            }
-        }
+        self.excluded += self.consume(w, rx, &mut deferred)?;
         match done.blocking_recv() {
             Ok(Ok(tally)) => self.tally = tally,
             Ok(Err(err)) => {
@@ -386,32 +385,104 @@ impl CycleJob {
         )))
     }
 
+    /// Runs the read-ahead thread over the source rows and writes what it prepares.
+    /// Returns the number of excluded rows.
+    fn consume(
+        &mut self,
+        w: &mut Writer<'_>,
+        rows: mpsc::Receiver<Vec<LocalRow>>,
+        deferred: &mut KeyMap<Vec<LocalRow>>,
+    ) -> Result<u64, StoreError> {
+        let ahead = self.store.lookahead()?;
+        let reader = ReadAhead {
+            settings_hash: self.settings_hash,
+            exclude: self.exclude.clone(),
+        };
+        let (out, prepared) = std::sync::mpsc::sync_channel::<Vec<Prepared>>(4);
+        std::thread::scope(|scope| {
+            let handle = scope.spawn(move || reader.run(&ahead, rows, out));
+            let written = self.write_prepared(w, &prepared, deferred);
+            // Closing our end stops the read-ahead (and through it the source) early when
+            // the writer failed.
+            drop(prepared);
+            let excluded = handle
+                .join()
+                .map_err(|_| StoreError::Aborted("the read-ahead thread panicked".into()))?;
+            written?;
+            excluded
+        })
+    }
+
+    fn write_prepared(
+        &mut self,
+        w: &mut Writer<'_>,
+        prepared: &std::sync::mpsc::Receiver<Vec<Prepared>>,
+        deferred: &mut KeyMap<Vec<LocalRow>>,
+    ) -> Result<(), StoreError> {
+        while let Ok(batch) = prepared.recv() {
+            for row in batch {
+                self.row(w, row, deferred)?;
+            }
+        }
+        Ok(())
+    }
+
     fn row(
         &mut self,
         w: &mut Writer<'_>,
-        row: LocalRow,
+        row: Prepared,
         deferred: &mut KeyMap<Vec<LocalRow>>,
     ) -> Result<(), StoreError> {
-        if self.exclude.iter().any(|net| net.contains(&row.addr)) {
-            self.excluded += 1;
-            return Ok(());
-        }
-        let key = IocKey::of(row.addr);
+        let key = row.key;
+        let local = LocalRow {
+            addr: row.addr,
+            facts: row.local,
+        };
         if let Some(rows) = deferred.get_mut(&key) {
-            rows.push(row);
+            rows.push(local);
             self.duplicates += 1;
             return Ok(());
         }
-        if w.seen(key) {
+        if w.seen_with(key, row.prefix.as_ref())? {
             self.duplicates += 1;
-            return self.add_spelling(w, key, row);
+            return self.add_spelling(w, key, local);
         }
-        let prefix = w.prefix(key)?;
-        if prefix.is_some_and(|p| p.has(flags::MULTI)) {
-            deferred.insert(key, vec![row]);
+        if row.prefix.is_some_and(|p| p.has(flags::MULTI)) {
+            deferred.insert(key, vec![local]);
             return Ok(());
         }
-        self.publish_local(w, key, prefix, row.addr, row.facts, 1)
+        self.publish_local(
+            w,
+            Pending {
+                key,
+                prefix: row.prefix,
+                addr: local.addr,
+                local: local.facts,
+                spellings: 1,
+                local_hash: row.local_hash,
+                enrichment: row.enrichment,
+            },
+        )
+    }
+
+    /// One address's merged local facts, ready to publish.
+    fn pending(
+        &self,
+        w: &Writer<'_>,
+        key: IocKey,
+        addr: IpAddr,
+        local: LocalFacts,
+        spellings: u32,
+    ) -> Result<Pending, StoreError> {
+        Ok(Pending {
+            key,
+            prefix: w.prefix(key)?,
+            addr,
+            local_hash: local_fingerprint(self.settings_hash, Some(&local)),
+            local,
+            spellings,
+            enrichment: None,
+        })
     }
 
     /// A second spelling of an address already published in this cycle: merge its row into
@@ -422,15 +493,16 @@ impl CycleJob {
         key: IocKey,
         row: LocalRow,
     ) -> Result<(), StoreError> {
-        let prefix = w.prefix(key)?;
         let Some(record) = w.record(key)? else {
-            return self.publish_local(w, key, prefix, row.addr, row.facts, 1);
+            let pending = self.pending(w, key, row.addr, row.facts, 1)?;
+            return self.publish_local(w, pending);
         };
         let merged = match record.facts.local {
             Some(local) => merge_local(local, row.facts),
             None => row.facts,
         };
-        self.publish_local(w, key, prefix, row.addr, merged, record.spellings + 1)
+        let pending = self.pending(w, key, row.addr, merged, record.spellings + 1)?;
+        self.publish_local(w, pending)
     }
 
     /// Addresses that had several spellings last time are merged only once all their rows
@@ -448,40 +520,33 @@ impl CycleJob {
         };
         let addr = first.addr;
         let local = rows.fold(first.facts, |acc, row| merge_local(acc, row.facts));
-        let prefix = w.prefix(key)?;
-        self.publish_local(w, key, prefix, addr, local, spellings)
+        let pending = self.pending(w, key, addr, local, spellings)?;
+        self.publish_local(w, pending)
     }
 
     /// Publishes one address's local facts. When they and the address's enrichment are
     /// unchanged since the last publication, the stored prefix settles it without reading
     /// the enrichment tables (the common case of every cycle after the first).
-    fn publish_local(
-        &mut self,
-        w: &mut Writer<'_>,
-        key: IocKey,
-        prefix: Option<RecordPrefix>,
-        addr: IpAddr,
-        local: LocalFacts,
-        spellings: u32,
-    ) -> Result<(), StoreError> {
-        let local_hash = local_fingerprint(self.settings_hash, Some(&local));
-        if let Some(stored) = prefix
-            && w.is_current(key, &stored, local_hash)
+    fn publish_local(&mut self, w: &mut Writer<'_>, p: Pending) -> Result<(), StoreError> {
+        if let Some(stored) = p.prefix
+            && w.is_current(p.key, &stored, p.local_hash)
         {
-            self.note_candidates(addr, &local, stored.enrichment);
-            w.keep(key);
+            self.note_candidates(p.addr, &p.local, stored.enrichment);
+            w.keep(&stored);
             return Ok(());
         }
-        let enrichment = w.enrichment(key)?;
-        self.note_candidates(addr, &local, enrichment.flags());
+        let enrichment = match p.enrichment {
+            Some(read_ahead) => read_ahead,
+            None => w.enrichment(p.key)?,
+        };
+        self.note_candidates(p.addr, &p.local, enrichment.flags());
         let print = Fingerprint {
-            full: fingerprint(local_hash, &enrichment),
-            local: local_hash,
+            full: fingerprint(p.local_hash, &enrichment),
+            local: p.local_hash,
             enrichment: enrichment.flags(),
         };
-        let scoring = self.scoring;
-        let now = self.params.now;
-        w.upsert(key, prefix, print, spellings, || {
+        let (scoring, now, addr, local) = (self.scoring, self.params.now, p.addr, p.local);
+        w.upsert(p.key, p.prefix, print, p.spellings, || {
             build_facts(addr, Some(local), &enrichment, &scoring, now)
         })?;
         Ok(())
@@ -492,7 +557,7 @@ impl CycleJob {
         let mut total = 0;
         w.for_each_blacklisted(|key, bytes| {
             total += 1;
-            if !w.seen(key) {
+            if !w.seen(key)? {
                 pending.push((key, bytes.to_vec()));
             }
             Ok(())
@@ -552,6 +617,18 @@ impl CycleJob {
         self.trim_check_queue();
         self.candidates.check = self.check_queue.drain(..).map(|(_, addr)| addr).collect();
     }
+}
+
+/// One address's local facts on their way to the writer, with what is known of its key.
+struct Pending {
+    key: IocKey,
+    prefix: Option<RecordPrefix>,
+    addr: IpAddr,
+    local: LocalFacts,
+    spellings: u32,
+    local_hash: u64,
+    /// Already read by the read-ahead, or `None` to read when needed.
+    enrichment: Option<EnrichmentBytes>,
 }
 
 /// Two rows for one address: the strongest confidence, every category and tag, the latest
@@ -676,7 +753,7 @@ impl Hasher for Fnv {
 
 /// Fingerprint of the settings and an IOC's local facts: the state of the full
 /// [`fingerprint`] before the enrichment values are added to it.
-fn local_fingerprint(settings_hash: u64, local: Option<&LocalFacts>) -> u64 {
+pub fn local_fingerprint(settings_hash: u64, local: Option<&LocalFacts>) -> u64 {
     let mut h = Fnv::default();
     h.write_u64(settings_hash);
     match local {

@@ -210,7 +210,8 @@ impl Out<'_> {
 
     fn time(&mut self, t: Timestamp) {
         self.0.extend_from_slice(&t.as_second().to_le_bytes());
-        self.0.extend_from_slice(&t.subsec_nanosecond().to_le_bytes());
+        self.0
+            .extend_from_slice(&t.subsec_nanosecond().to_le_bytes());
     }
 
     fn str(&mut self, s: &str) {

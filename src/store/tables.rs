@@ -18,11 +18,11 @@ pub const FORMAT_VERSION: u32 = 2;
 /// places (random inserts rewrote each page several times and dominated that cycle).
 pub const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("ioc_records");
 
-/// IOC key → [`RecordPrefix`] alone, which also names the record number. The same bytes head
-/// every `RECORDS` value; this small table is what a cycle reads for every row
-/// ("unchanged?") and sweeps in full, so those reads stay in the page cache.
-pub const PREFIXES: TableDefinition<[u8; 16], [u8; RecordPrefix::LEN]> =
-    TableDefinition::new("ioc_prefixes");
+/// IOC key (as `IocKey::ordinal`) → [`RecordPrefix`] alone, which also names the record
+/// number. The same bytes head every `RECORDS` value; this small table is what a cycle
+/// reads for every row ("unchanged?") and sweeps in full, so those reads stay in the page
+/// cache. Values are byte slices, not arrays: redb decodes arrays element by element.
+pub const PREFIXES: TableDefinition<u128, &[u8]> = TableDefinition::new("ioc_prefixes");
 
 /// IOC keys whose enrichment (blacklist, `/check` answer, geolocation) was written since the
 /// last publication. A cycle reads and empties it in its own transaction; a row whose local
@@ -138,10 +138,9 @@ impl RecordPrefix {
         out.try_into().expect("the prefix encodes to LEN bytes")
     }
 
-    pub fn from_bytes(bytes: &[u8; Self::LEN]) -> RecordPrefix {
-        RecordPrefix::split(bytes)
-            .map(|(prefix, _)| prefix)
-            .expect("LEN bytes always hold a prefix")
+    /// The prefix at the head of `bytes`; `None` when they are too short (a damaged value).
+    pub fn read(bytes: &[u8]) -> Option<RecordPrefix> {
+        RecordPrefix::split(bytes).map(|(prefix, _)| prefix)
     }
 
     /// Splits a stored value into its prefix and JSON body; `None` for a damaged value.

@@ -18,6 +18,31 @@ use super::codec;
 use super::record::{Entry, StoredRecord, next_version, truncate_ms};
 use super::tables::{IndexValue, RecordPrefix, enrichment, flags};
 use crate::ioc::{Collection, IocFacts, IocKey, KeySet};
+
+/// The records a cycle has upserted, as one bit per record number: a million records
+/// take 125 KB, where a set of keys took tens of megabytes.
+#[derive(Debug, Default)]
+struct Seen(Vec<u64>);
+
+impl Seen {
+    fn insert(&mut self, number: u64) {
+        let (word, bit) = Seen::position(number);
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        self.0[word] |= bit;
+    }
+
+    fn contains(&self, number: u64) -> bool {
+        let (word, bit) = Seen::position(number);
+        self.0.get(word).is_some_and(|w| w & bit != 0)
+    }
+
+    fn position(number: u64) -> (usize, u64) {
+        let word = usize::try_from(number / 64).expect("record numbers fit in memory");
+        (word, 1 << (number % 64))
+    }
+}
 use crate::timefmt::stix_timestamp;
 
 /// Renders the STIX object of one version of an IOC. Implemented by `stix::Renderer`; the
@@ -120,7 +145,7 @@ pub enum Outcome {
 
 pub(super) struct Tables<'t> {
     pub records: Table<'t, u64, &'static [u8]>,
-    pub prefixes: Table<'t, [u8; 16], [u8; RecordPrefix::LEN]>,
+    pub prefixes: Table<'t, u128, &'static [u8]>,
     pub objects: Table<'t, (u8, u64), &'static [u8]>,
     pub episodes: Table<'t, [u8; 16], [u8; 16]>,
     pub blacklist: Table<'t, [u8; 16], &'static [u8]>,
@@ -133,7 +158,7 @@ pub struct Writer<'t> {
     pub(super) tables: Tables<'t>,
     params: PublishParams,
     render: &'t dyn Render,
-    seen: KeySet,
+    seen: Seen,
     /// Keys whose enrichment was written since the last publication.
     enriched: KeySet,
     /// Next free record number.
@@ -194,7 +219,7 @@ impl<'t> Writer<'t> {
             tables,
             params,
             render,
-            seen: KeySet::default(),
+            seen: Seen::default(),
             enriched,
             next_number,
             next_added,
@@ -209,8 +234,30 @@ impl<'t> Writer<'t> {
     }
 
     /// True once the key was upserted in this cycle (a second spelling of an address).
-    pub fn seen(&self, key: IocKey) -> bool {
-        self.seen.contains(&key)
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn seen(&self, key: IocKey) -> Result<bool, StoreError> {
+        Ok(self
+            .prefix(key)?
+            .is_some_and(|p| self.seen.contains(p.number)))
+    }
+
+    /// [`Writer::seen`] for a key whose committed prefix the caller read (through
+    /// `Store::lookahead`): record numbers never change, so only a key that had no record
+    /// must be looked up again (it may have been created earlier in this cycle).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn seen_with(
+        &self,
+        key: IocKey,
+        committed: Option<&RecordPrefix>,
+    ) -> Result<bool, StoreError> {
+        match committed {
+            Some(prefix) => Ok(self.seen.contains(prefix.number)),
+            None => self.seen(key),
+        }
     }
 
     /// The stored prefix of a key, without decoding the record.
@@ -218,8 +265,8 @@ impl<'t> Writer<'t> {
     /// # Errors
     /// Storage failures.
     pub fn prefix(&self, key: IocKey) -> Result<Option<RecordPrefix>, StoreError> {
-        let value = self.tables.prefixes.get(key.0)?;
-        Ok(value.map(|v| RecordPrefix::from_bytes(&v.value())))
+        let value = self.tables.prefixes.get(key.ordinal())?;
+        Ok(value.and_then(|v| RecordPrefix::read(v.value())))
     }
 
     /// The stored record of a key.
@@ -249,9 +296,9 @@ impl<'t> Writer<'t> {
             && !self.enriched.contains(&key)
     }
 
-    /// Records `key` as seen and unchanged (after [`Writer::is_current`]).
-    pub fn keep(&mut self, key: IocKey) {
-        self.seen.insert(key);
+    /// Records the record of `prefix` as seen and unchanged (after [`Writer::is_current`]).
+    pub fn keep(&mut self, prefix: &RecordPrefix) {
+        self.seen.insert(prefix.number);
         self.report.unchanged += 1;
     }
 
@@ -300,13 +347,13 @@ impl<'t> Writer<'t> {
         spellings: u32,
         build: impl FnOnce() -> IocFacts,
     ) -> Result<Outcome, StoreError> {
-        self.seen.insert(key);
         let now_us = self.params.now.as_microsecond();
         if let Some(prefix) = stored
             && prefix.hash == print.full
             && prefix.deadline_us > now_us
             && prefix.has(flags::ACTIVE)
         {
+            self.seen.insert(prefix.number);
             self.refresh_prefix(key, prefix, print)?;
             self.report.unchanged += 1;
             return Ok(Outcome::Unchanged);
@@ -337,7 +384,10 @@ impl<'t> Writer<'t> {
             enrichment: print.enrichment,
             ..prefix
         };
-        self.tables.prefixes.insert(key.0, updated.to_bytes())?;
+        let bytes = updated.to_bytes();
+        self.tables
+            .prefixes
+            .insert(key.ordinal(), bytes.as_slice())?;
         Ok(())
     }
 
@@ -396,7 +446,8 @@ impl<'t> Writer<'t> {
         } else {
             self.revoke_in(&mut record, Collection::High)?;
         }
-        self.write_record(key, number, &record, print)?;
+        let number = self.write_record(key, number, &record, print)?;
+        self.seen.insert(number);
         if is_new {
             self.report.new += 1;
             Ok(Outcome::New)
@@ -572,18 +623,19 @@ impl<'t> Writer<'t> {
 
     fn remove_record(&mut self, key: IocKey, number: u64) -> Result<(), StoreError> {
         self.tables.records.remove(number)?;
-        self.tables.prefixes.remove(key.0)?;
+        self.tables.prefixes.remove(key.ordinal())?;
         Ok(())
     }
 
-    /// Writes a record under its number, or under the next free one for a new record.
+    /// Writes a record under its number, or under the next free one for a new record;
+    /// returns the number.
     fn write_record(
         &mut self,
         key: IocKey,
         number: Option<u64>,
         record: &StoredRecord,
         print: Fingerprint,
-    ) -> Result<(), StoreError> {
+    ) -> Result<u64, StoreError> {
         let number = number.unwrap_or_else(|| {
             self.next_number += 1;
             self.next_number - 1
@@ -593,8 +645,11 @@ impl<'t> Writer<'t> {
         prefix.encode(&mut value);
         codec::encode(key, record, &mut value);
         self.tables.records.insert(number, value.as_slice())?;
-        self.tables.prefixes.insert(key.0, prefix.to_bytes())?;
-        Ok(())
+        let bytes = prefix.to_bytes();
+        self.tables
+            .prefixes
+            .insert(key.ordinal(), bytes.as_slice())?;
+        Ok(number)
     }
 
     fn prefix_of(&self, record: &StoredRecord, number: u64, print: Fingerprint) -> RecordPrefix {
@@ -655,12 +710,17 @@ impl<'t> Writer<'t> {
     pub fn sweep(&mut self) -> Result<(), StoreError> {
         let now_us = self.params.now.as_microsecond();
         let mut work = Vec::new();
+        let mut damaged = Vec::new();
         for item in self.tables.prefixes.iter()? {
             let (key, value) = item?;
-            let key = IocKey(key.value());
-            let prefix = RecordPrefix::from_bytes(&value.value());
-            let orphaned =
-                !self.seen.contains(&key) && prefix.has(flags::LOCAL) && prefix.has(flags::ACTIVE);
+            let key = IocKey::from_ordinal(key.value());
+            let Some(prefix) = RecordPrefix::read(value.value()) else {
+                damaged.push(key);
+                continue;
+            };
+            let orphaned = !self.seen.contains(prefix.number)
+                && prefix.has(flags::LOCAL)
+                && prefix.has(flags::ACTIVE);
             if orphaned || prefix.deadline_us <= now_us {
                 work.push((key, prefix));
             } else {
@@ -669,6 +729,10 @@ impl<'t> Writer<'t> {
         }
         for (key, prefix) in work {
             self.settle(key, prefix)?;
+        }
+        for key in damaged {
+            tracing::warn!(key = %key.uuid(), "dropping a damaged record prefix");
+            self.tables.prefixes.remove(key.ordinal())?;
         }
         Ok(())
     }
@@ -688,7 +752,7 @@ impl<'t> Writer<'t> {
             self.report.expired += 1;
             return Ok(());
         }
-        if !self.seen.contains(&key) && prefix.has(flags::LOCAL) {
+        if !self.seen.contains(prefix.number) && prefix.has(flags::LOCAL) {
             self.revoke_active(&mut record)?;
         }
         self.purge_retained(&mut record)?;
@@ -754,11 +818,13 @@ impl<'t> Writer<'t> {
     pub fn unseen_local(&self) -> Result<u64, StoreError> {
         let mut count = 0;
         for item in self.tables.prefixes.iter()? {
-            let (key, value) = item?;
-            if self.seen.contains(&IocKey(key.value())) {
+            let (_, value) = item?;
+            let Some(prefix) = RecordPrefix::read(value.value()) else {
+                continue;
+            };
+            if self.seen.contains(prefix.number) {
                 continue;
             }
-            let prefix = RecordPrefix::from_bytes(&value.value());
             if prefix.has(flags::LOCAL) && prefix.has(flags::ACTIVE) {
                 count += 1;
             }

@@ -39,7 +39,7 @@ impl Selected {
 /// One consistent view of the published snapshot.
 pub struct Snapshot {
     records: ReadOnlyTable<u64, &'static [u8]>,
-    prefixes: ReadOnlyTable<[u8; 16], [u8; RecordPrefix::LEN]>,
+    prefixes: ReadOnlyTable<u128, &'static [u8]>,
     objects: ReadOnlyTable<(u8, u64), &'static [u8]>,
     _txn: ReadTransaction,
 }
@@ -89,10 +89,12 @@ impl Snapshot {
     /// # Errors
     /// Storage failures.
     pub fn record(&self, key: IocKey) -> Result<Option<StoredRecord>, StoreError> {
-        let Some(prefix) = self.prefixes.get(key.0)? else {
+        let Some(prefix) = self.prefixes.get(key.ordinal())? else {
             return Ok(None);
         };
-        let number = RecordPrefix::from_bytes(&prefix.value()).number;
+        let Some(number) = RecordPrefix::read(prefix.value()).map(|p| p.number) else {
+            return Ok(None);
+        };
         let value = self.records.get(number)?;
         Ok(value.and_then(|v| decode_record(v.value())).map(|(_, r)| r))
     }
