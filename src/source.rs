@@ -36,10 +36,13 @@ pub struct RawRow {
     pub created_at: Option<Timestamp>,
 }
 
-/// A usable row: a normalised address and its cleaned facts.
+/// A usable row: a normalised address, its key and its cleaned facts. The key is computed
+/// here, on the reading side, so the cycle's busier threads do not hash addresses.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LocalRow {
     pub addr: IpAddr,
+    /// `IocKey::of(addr)`.
+    pub key: crate::ioc::IocKey,
     pub facts: LocalFacts,
 }
 

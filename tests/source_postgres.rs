@@ -90,8 +90,10 @@ fn expected(addr: &str, change: impl FnOnce(&mut LocalFacts)) -> LocalRow {
         created_at: "2026-01-01T00:00:00Z".parse().unwrap(),
     };
     change(&mut facts);
+    let addr = addr.parse().unwrap();
     LocalRow {
-        addr: addr.parse().unwrap(),
+        addr,
+        key: abuseipdb_ioc::ioc::IocKey::of(addr),
         facts,
     }
 }

@@ -436,6 +436,7 @@ impl CycleJob {
         let key = row.key;
         let local = LocalRow {
             addr: row.addr,
+            key,
             facts: row.local,
         };
         if let Some(rows) = deferred.get_mut(&key) {

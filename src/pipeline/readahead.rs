@@ -51,15 +51,14 @@ impl ReadAhead {
         out: SyncSender<Vec<Prepared>>,
     ) -> Result<u64, StoreError> {
         let mut excluded = 0;
-        while let Some(batch) = rows.blocking_recv() {
-            let mut prepared = Vec::with_capacity(batch.len());
-            for row in batch {
-                if self.exclude.iter().any(|net| net.contains(&row.addr)) {
-                    excluded += 1;
-                    continue;
-                }
-                prepared.push(self.prepare(ahead, row)?);
-            }
+        while let Some(mut batch) = rows.blocking_recv() {
+            let before = batch.len();
+            batch.retain(|row| !self.exclude.iter().any(|net| net.contains(&row.addr)));
+            excluded += (before - batch.len()) as u64;
+            let prepared = batch
+                .into_iter()
+                .map(|row| self.prepare(ahead, row))
+                .collect::<Result<Vec<_>, _>>()?;
             if out.send(prepared).is_err() {
                 break;
             }
@@ -68,7 +67,7 @@ impl ReadAhead {
     }
 
     fn prepare(&self, ahead: &Lookahead, row: LocalRow) -> Result<Prepared, StoreError> {
-        let key = IocKey::of(row.addr);
+        let key = row.key;
         let prefix = ahead.prefix(key)?;
         let local_hash = local_fingerprint(self.settings_hash, Some(&row.facts));
         let settles = prefix.is_some_and(|p| p.local_hash == local_hash) && !ahead.enriched(key);

@@ -174,7 +174,8 @@ fn clean(raw: RawRow, rules: &Rules) -> Result<(LocalRow, Vec<Repair>), SkipReas
         reported_at,
         created_at,
     };
-    Ok((LocalRow { addr, facts }, repairs))
+    let key = crate::ioc::IocKey::of(addr);
+    Ok((LocalRow { addr, key, facts }, repairs))
 }
 
 fn clamp_reported_at(at: Timestamp, now: Timestamp, repairs: &mut Vec<Repair>) -> Timestamp {
