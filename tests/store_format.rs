@@ -14,7 +14,7 @@ use abuseipdb_ioc::store::tables::{self, RecordPrefix};
 use abuseipdb_ioc::store::writer::decode_record;
 use common::app::TestApp;
 use jiff::SignedDuration;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ReadableTable, TableDefinition};
 
 const V1_RECORDS: TableDefinition<[u8; 16], &[u8]> = TableDefinition::new("records");
 

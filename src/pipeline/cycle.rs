@@ -1,8 +1,12 @@
 //! One refresh cycle: stream the local source, merge each row with the stored AbuseIPDB and
 //! geolocation data, score it, and publish everything as one snapshot.
 //!
-//! The source is read by an async task and the snapshot written by a blocking thread; a
-//! bounded channel of row batches joins them, so memory holds a few batches, not the table.
+//! Three stages run at once, joined by bounded channels of row batches, so memory holds a
+//! few batches, not the table: an async task reads the source, a read-ahead thread
+//! ([`super::readahead`]) looks up what is stored about each row's key, and one blocking
+//! thread writes the snapshot. A row whose local facts and enrichment are unchanged is
+//! settled from its stored prefix without touching the enrichment tables.
+//!
 //! The cycle commits only when the source was read to the end: a failed read leaves the
 //! previous snapshot exactly as it was.
 
