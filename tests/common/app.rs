@@ -49,12 +49,32 @@ impl TestApp {
     }
 
     /// Reopens the same data directory, as after a restart.
+    ///
+    /// Tasks that worked for the old App (an HTTP handler finishing its response after the
+    /// server stopped) can hold it a moment longer, and with it the state file's lock; the
+    /// reopen waits for that lock (up to 10 s) instead of failing on a busy machine.
     pub fn restart(self) -> TestApp {
         let TestApp { dir, clock, app } = self;
         let settings = (*app.settings).clone();
         drop(app);
-        let app = Arc::new(App::build(settings, Arc::new(clock.clone())).unwrap());
-        TestApp { dir, clock, app }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let app = loop {
+            match App::build(settings.clone(), Arc::new(clock.clone())) {
+                Ok(app) => break app,
+                Err(err)
+                    if err.to_string().contains("already open")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(err) => panic!("reopening the data directory: {err}"),
+            }
+        };
+        TestApp {
+            dir,
+            clock,
+            app: Arc::new(app),
+        }
     }
 
     pub fn embedded(&self) -> EmbeddedSource {
