@@ -84,6 +84,8 @@ fn seed_locations(t: &TestApp) {
             let key = abuseipdb_ioc::ioc::IocKey::of(ip.parse().unwrap());
             let value = Stamped::encode(t.clock_now(), &json);
             table.insert(key.0, value.as_slice()).unwrap();
+            // Like every writer of the enrichment tables, note the key for the next cycle.
+            abuseipdb_ioc::store::note_enriched(&txn, [key.0]).unwrap();
         }
     }
     txn.commit().unwrap();
