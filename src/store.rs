@@ -563,14 +563,7 @@ impl Lookahead {
     /// # Errors
     /// Storage failures.
     pub fn enrichment(&self, key: IocKey) -> Result<EnrichmentBytes, StoreError> {
-        let get = |table: &redb::ReadOnlyTable<[u8; 16], &'static [u8]>| {
-            Ok::<_, StoreError>(table.get(key.0)?.map(|v| v.value().to_vec()))
-        };
-        Ok(EnrichmentBytes {
-            blacklist: get(&self.blacklist)?,
-            check: get(&self.checks)?,
-            geo: get(&self.geo)?,
-        })
+        EnrichmentBytes::read(key, &self.blacklist, &self.checks, &self.geo)
     }
 
     /// Whether the enrichment of `key` was written since the last publication.

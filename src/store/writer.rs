@@ -179,6 +179,27 @@ pub struct EnrichmentBytes {
 }
 
 impl EnrichmentBytes {
+    /// The values of `key` in the blacklist, `/check` and geolocation tables, from a read
+    /// or a write transaction.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub fn read<T: ReadableTable<[u8; 16], &'static [u8]>>(
+        key: IocKey,
+        blacklist: &T,
+        checks: &T,
+        geo: &T,
+    ) -> Result<EnrichmentBytes, StoreError> {
+        let get = |table: &T| -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(table.get(key.0)?.map(|v| v.value().to_vec()))
+        };
+        Ok(EnrichmentBytes {
+            blacklist: get(blacklist)?,
+            check: get(checks)?,
+            geo: get(geo)?,
+        })
+    }
+
     /// The [`enrichment`] flags of these values.
     pub fn flags(&self) -> u8 {
         let mut bits = 0;
@@ -307,15 +328,8 @@ impl<'t> Writer<'t> {
     /// # Errors
     /// Storage failures.
     pub fn enrichment(&self, key: IocKey) -> Result<EnrichmentBytes, StoreError> {
-        let get =
-            |table: &Table<'t, [u8; 16], &'static [u8]>| -> Result<Option<Vec<u8>>, StoreError> {
-                Ok(table.get(key.0)?.map(|v| v.value().to_vec()))
-            };
-        Ok(EnrichmentBytes {
-            blacklist: get(&self.tables.blacklist)?,
-            check: get(&self.tables.checks)?,
-            geo: get(&self.tables.geo)?,
-        })
+        let t = &self.tables;
+        EnrichmentBytes::read(key, &t.blacklist, &t.checks, &t.geo)
     }
 
     /// Calls `f` with every blacklist entry (key, stamped bytes) in key order.
